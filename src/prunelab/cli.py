@@ -1,0 +1,280 @@
+"""Command line: the only module that parses argv and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from . import __version__
+from .errors import PrunelabError
+
+DEFAULT_LEVELS = "0:1:0.05"
+
+
+def _csv(kind):
+    def parse(text: str | None):
+        if text is None:
+            return None
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise PrunelabError(f"'{text}' is not a comma-separated list of {kind.__name__}") from None
+    return parse
+
+
+def data_options(f):
+    """--data, --data-root, --download: shared by every command that reads images."""
+    f = click.option("--download", is_flag=True,
+                     help="Download CIFAR-10 into --data-root if it is missing (needs network).")(f)
+    f = click.option("--data-root", type=click.Path(file_okay=False),
+                     help="Folder holding cifar-10-batches-py (for --data cifar10).")(f)
+    f = click.option("--data", "data", default="digits", show_default=True,
+                     help="'digits' (embedded), 'cifar10' (torchvision, with --data-root) or a path "
+                          "to a CIFAR-10 .npz (uint8 or JPEG layout).")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="prunelab")
+def cli():
+    """prunelab: how much of a trained CNN can be pruned before accuracy suffers."""
+
+
+# ---------------------------------------------------------------- models
+
+
+@cli.command()
+@click.option("--torchvision/--no-torchvision", "with_tv", default=False,
+              help="Also list every torchvision classifier.")
+def models(with_tv: bool):
+    """List the models prunelab can build."""
+    from .models import model_info, model_names
+
+    for name in model_names(include_torchvision=with_tv):
+        info = model_info(name)
+        click.echo(f"{name:28s} classifier={info.classifier:14s} {info.description}")
+
+
+# ---------------------------------------------------------------- train
+
+
+def run_train(model_name: str, data_spec: str, data_root, download: bool, out: Path, cfg, device: str,
+              quiet: bool = False) -> dict:
+    """Train and save a checkpoint with a progress bar; returns the saved metadata."""
+    from dataclasses import asdict
+
+    from .checkpoint import CheckpointMeta, save_checkpoint
+    from .data import load_dataset
+    from .models import create_model
+    from .sweep import pick_device
+    from .train import fit
+
+    data = load_dataset(data_spec, data_root, download)
+    in_channels = data.train.x.shape[1]
+    # A model trained here is normalised with its training data's per-channel statistics,
+    # recorded in its metadata; the registry's defaults describe foreign checkpoints.
+    x = data.train.x.float().div_(255).transpose(0, 1).reshape(in_channels, -1)
+    mean, std = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+    model = create_model(model_name, len(data.classes), in_channels)
+    dev = pick_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
+    bar = tqdm(total=steps, desc=f"train {model_name}", unit="step", disable=quiet, leave=False)
+    last = {}
+
+    def on_step(epoch, i, loss):
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", test=f"{last.get('test_top1', 0):.1f}%")
+
+    def on_epoch(record):
+        last.update(record)
+        if not quiet:
+            tqdm.write(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  "
+                       f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%")
+
+    history = fit(model, data, mean, std, cfg, dev, state_dir=out, on_step=on_step, on_epoch=on_epoch)
+    bar.close()
+    meta = CheckpointMeta(model=model_name, num_classes=len(data.classes), in_channels=in_channels,
+                          mean=tuple(mean), std=tuple(std), classes=data.classes, data=data.source,
+                          epochs=cfg.epochs, top1=history.test_top1, recipe=asdict(cfg))
+    save_checkpoint(out, model.cpu(), meta)
+    (out / "history.json").write_text(json.dumps(history.epochs, indent=2) + "\n")
+    return asdict(meta)
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="Registry name, see 'prunelab models'.")
+@data_options
+@click.option("--epochs", type=int, help="Epochs [default: 30].")
+@click.option("--lr", type=float, help="Peak learning rate, cosine-annealed to 0 [default: 0.01].")
+@click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
+@click.option("--weight-decay", type=float, help="SGD weight decay [default: 5e-4].")
+@click.option("--batch-size", type=int, help="Images per step [default: 128].")
+@click.option("--seed", type=int, help="Seed for init, order and augmentation [default: 0].")
+@click.option("--augment/--no-augment", default=None, help="Random crop (+flip) [default: on].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML/JSON file of recipe values; options given here override it.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for model.safetensors + model.json (resumes a run left there).")
+def train(model_name, data, data_root, download, epochs, lr, momentum, weight_decay, batch_size, seed,
+          augment, config_file, device, out):
+    """Train a model from scratch and save it (safetensors + JSON metadata)."""
+    from .config import resolve
+    from .train import TrainConfig
+
+    cfg = resolve(TrainConfig, config_file, epochs=epochs, lr=lr, momentum=momentum,
+                  weight_decay=weight_decay, batch_size=batch_size, seed=seed, augment=augment)
+    meta = run_train(model_name, data, data_root, download, Path(out), cfg, device)
+    click.echo(f"saved {model_name} ({meta['top1']:.2f}% test top-1 after {cfg.epochs} epochs) "
+               f"to {Path(out) / 'model.safetensors'}")
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def run_sweep(cfg, out: Path, budget: float, quiet: bool = False):
+    """Run (or resume) a sweep with a progress bar; returns (points, answers)."""
+    from .analysis import answer, split
+    from .sweep import Sweep
+
+    sweep = Sweep(cfg, out)
+    total = len(sweep.plan())
+    bar = tqdm(total=total, initial=total - len(sweep.todo), desc="sweep", unit="point",
+               disable=quiet, leave=False)
+
+    def on_point(p):
+        bar.update(1)
+        bar.set_postfix(method=p.method, level=f"{p.target_sparsity:.2f}", top1=f"{p.top1:.1f}%")
+
+    try:
+        points = sweep.run(on_point)
+    finally:
+        bar.close()
+        sweep.store.close()
+    dense, curves = split(points)
+    return points, {m: answer(dense, curves[m], budget) for m in cfg.methods if m in curves}
+
+
+def echo_answers(answers) -> None:
+    for a in answers.values():
+        click.echo(f"{a.method:10s} {100 * a.sparsity:5.1f}% of prunable weights can go "
+                   f"(95% CI {100 * a.ci_low:.0f}-{100 * a.ci_high:.0f}%): top-1 {a.top1:.2f}% "
+                   f"vs dense {a.dense_top1:.2f}% (budget {a.budget:g} pt)")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@data_options
+@click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
+@click.option("--methods", help="Comma list of layerwise, global, random [default: all three].")
+@click.option("--levels", help=f"Sparsity levels, 'start:stop:step' or a list [default: {DEFAULT_LEVELS}].")
+@click.option("--seeds", help="Comma list of seeds for stochastic methods [default: 0].")
+@click.option("--prune-classifier", is_flag=True, default=None,
+              help="Also prune the classifier (the classic study's setting).")
+@click.option("--layer-cap", type=float, help="global: largest fraction any one layer may lose.")
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the answer.")
+@click.option("--batch-size", type=int, help="Evaluation batch size [default: 500].")
+@click.option("--device", help="auto, cpu or cuda [default: auto].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML/JSON file of sweep values; options given here override it.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder; the same command again resumes what is missing.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write the report when the sweep is done.")
+def sweep(checkpoint, data, data_root, download, model_name, methods, levels, seeds, prune_classifier,
+          layer_cap, budget, batch_size, device, config_file, out, report):
+    """Prune a trained model at every level with every method, measure, store and answer."""
+    from .config import resolve
+    from .sweep import SweepConfig, parse_levels
+
+    cfg = resolve(SweepConfig, config_file, checkpoint=checkpoint, data=data, model=model_name,
+                  data_root=data_root, download=download or None, methods=_csv(str)(methods),
+                  levels=parse_levels(levels) if levels else None, seeds=_csv(int)(seeds),
+                  prune_classifier=prune_classifier, layer_cap=layer_cap, batch_size=batch_size,
+                  device=device)
+    _, answers = run_sweep(cfg, Path(out), budget)
+    echo_answers(answers)
+    if report:
+        _write_report(Path(out), budget)
+
+
+# ---------------------------------------------------------------- report
+
+
+def _write_report(run: Path, budget: float, gif: bool = True):
+    from .report import write_report
+
+    rep = write_report(run, budget=budget, gif=gif)
+    click.echo(f"report: {rep.files['markdown']}")
+    return rep
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the answer.")
+@click.option("--gif/--no-gif", default=True, show_default=True, help="Write the pruning animation.")
+def report(run, budget, gif):
+    """Write results.csv, report.md, plots and the animation from a run's stored results."""
+    rep = _write_report(Path(run), budget, gif)
+    echo_answers(rep.answers)
+
+
+# ---------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
+              help="Run folder.")
+@click.option("--epochs", type=int, default=20, show_default=True, help="Training epochs.")
+def demo(out, epochs):
+    """Offline, embedded: train a small CNN on scikit-learn's digits, sweep, report."""
+    from .config import resolve
+    from .sweep import SweepConfig
+    from .train import TrainConfig
+
+    start = time.perf_counter()
+    out = Path(out)
+    model_dir = out / "model"
+    if (model_dir / "model.safetensors").exists():
+        click.echo(f"using the model already trained in {model_dir}")
+    else:
+        cfg = resolve(TrainConfig, epochs=epochs, lr=0.05, batch_size=64)
+        meta = run_train("smallcnn", "digits", None, False, model_dir, cfg, "cpu")
+        click.echo(f"trained smallcnn on digits: {meta['top1']:.2f}% test top-1")
+    cfg = resolve(SweepConfig, checkpoint=str(model_dir), data="digits", seeds=(0, 1, 2), device="cpu")
+    _, answers = run_sweep(cfg, out, budget=1.0)
+    echo_answers(answers)
+    _write_report(out, 1.0)
+    click.echo(f"done in {time.perf_counter() - start:.0f} s")
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except PrunelabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted; results stored so far are kept, the same command resumes", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; results stored so far are kept, the same command resumes", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

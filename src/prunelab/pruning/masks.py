@@ -1,0 +1,128 @@
+"""Pure mask maths: masks are data (`dict[param name -> bool tensor]`, True = kept)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import PrunelabError
+
+Masks = dict[str, torch.Tensor]
+
+
+def check_sparsity(value: float, what: str = "sparsity") -> float:
+    """Validate a sparsity (fraction of prunable weights that are zero) at the boundary."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PrunelabError(f"{what} must be a number in [0, 1], got {value!r}")
+    if not (0.0 <= float(value) <= 1.0) or math.isnan(value):
+        raise PrunelabError(f"{what} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def n_pruned(sparsity: float, n: int) -> int:
+    """How many of `n` weights a sparsity removes: exactly round(sparsity * n), as torch.nn.utils.prune."""
+    return round(check_sparsity(sparsity) * n)
+
+
+def prunable_weights(model: nn.Module, classifier: str, include_classifier: bool = False
+                     ) -> dict[str, nn.Parameter]:
+    """The weights pruning may touch: conv and linear weights, in module order.
+
+    Args:
+        model: the network.
+        classifier: module name of its declared classifier (see `ModelInfo.classifier`).
+        include_classifier: also prune the classifier's weight (the classic study did).
+    """
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d | nn.Linear | nn.Conv1d | nn.Conv3d):
+            if name == classifier and not include_classifier:
+                continue
+            out[f"{name}.weight" if name else "weight"] = module.weight
+    if not out:
+        raise PrunelabError("the model has no conv or linear weights to prune")
+    return out
+
+
+def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Mask that drops the `k` lowest scores (same selection as `prune.l1_unstructured`).
+
+    Args:
+        scores: any shape.
+        k: number of entries to drop, 0 <= k <= scores.numel().
+
+    Returns:
+        bool tensor shaped like `scores`, with exactly `k` False entries.
+    """
+    mask = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k > 0:
+        drop = torch.topk(scores.reshape(-1), k=k, largest=False).indices
+        mask[drop] = False
+    return mask.view(scores.shape)
+
+
+def layerwise(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None
+              ) -> Masks:
+    """The same fraction in every layer: round(sparsity * n_layer) lowest scores each."""
+    del layer_cap  # a uniform fraction never empties a layer before 100%
+    return {name: lowest_k_mask(s, n_pruned(sparsity, s.numel())) for name, s in scores.items()}
+
+
+def _global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int]) -> dict[str, int]:
+    """Per-layer counts of one global threshold, water-filled so no layer exceeds its cap."""
+    fixed: dict[str, int] = {}
+    while True:
+        free = [n for n in scores if n not in fixed]
+        budget = k - sum(fixed.values())
+        counts = dict.fromkeys(free, 0)
+        if budget > 0 and free:
+            flat = torch.cat([scores[n].reshape(-1) for n in free])
+            owner = torch.cat([torch.full((scores[n].numel(),), i) for i, n in enumerate(free)])
+            picked = owner[torch.topk(flat, k=budget, largest=False).indices]
+            per_layer = torch.bincount(picked, minlength=len(free)).tolist()
+            counts = dict(zip(free, per_layer, strict=True))
+        over = [n for n in free if counts[n] > caps[n]]
+        if not over:
+            return {**counts, **fixed}
+        fixed.update({n: caps[n] for n in over})
+
+
+def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None
+            ) -> Masks:
+    """One threshold across all layers: the round(sparsity * N) lowest scores of the whole network.
+
+    Args:
+        scores: per-layer scores.
+        sparsity: fraction of all prunable weights to drop.
+        layer_cap: if given, no layer loses more than floor(layer_cap * n_layer) weights; the
+            excess goes to the other layers (so the total stays exact while it fits under the caps).
+    """
+    total = sum(s.numel() for s in scores.values())
+    k = n_pruned(sparsity, total)
+    if layer_cap is None:
+        caps = {n: s.numel() for n, s in scores.items()}
+    else:
+        check_sparsity(layer_cap, "layer cap")
+        caps = {n: math.floor(layer_cap * s.numel()) for n, s in scores.items()}
+    counts = _global_counts(scores, min(k, sum(caps.values())), caps)
+    return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
+
+
+ALLOCATIONS = {"layerwise": layerwise, "global": global_}
+
+
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    """Zero the masked weights in place: the one place a mask is written into a model."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, mask in masks.items():
+            params[name].mul_(mask.to(params[name].device, params[name].dtype))
+
+
+def grow(prior: Masks | None, new: Masks) -> Masks:
+    """Masks only grow: a weight pruned before stays pruned (`new & prior`)."""
+    if prior is None:
+        return new
+    return {name: m & prior[name] if name in prior else m for name, m in new.items()}

@@ -1,0 +1,176 @@
+"""Sweeps: every (method, level, seed) starts from the trained weights, is pruned, measured and stored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import load_dataset, normalize
+from .errors import PrunelabError
+from .metrics import count, dense_bytes, evaluate, sparse_bytes
+from .models import model_info
+from .pruning.masks import apply_masks, check_sparsity, prunable_weights
+from .pruning.methods import compute_masks, get_method
+from .results import DENSE, Point, Store, level_key
+
+
+def parse_levels(text: str) -> tuple[float, ...]:
+    """Parse sparsity levels: 'start:stop:step' (both ends included) or a comma list.
+
+    Example: '0:1:0.05' -> (0.0, 0.05, ..., 1.0), the classic grid of 21 levels.
+    """
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            n = round((stop - start) / step)
+            values = [round(start + i * step, 6) for i in range(n + 1)]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise PrunelabError(f"levels '{text}' are not 'start:stop:step' or a comma list of "
+                            f"numbers, e.g. 0:1:0.05 or 0,0.5,0.9") from None
+    if not values:
+        raise PrunelabError("no sparsity levels given; e.g. --levels 0:1:0.05")
+    for v in values:
+        check_sparsity(v, f"level {v} in --levels '{text}'")
+    return tuple(sorted(set(values)))
+
+
+CLASSIC_LEVELS = parse_levels("0:1:0.05")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything a sweep depends on; resolved once and saved in the run folder."""
+
+    checkpoint: str
+    data: str
+    model: str | None = None  # required for foreign .th/.pt checkpoints
+    data_root: str | None = None
+    download: bool = False
+    methods: tuple[str, ...] = ("layerwise", "global", "random")
+    levels: tuple[float, ...] = CLASSIC_LEVELS
+    seeds: tuple[int, ...] = (0,)  # stochastic methods only; deterministic ones run once (seed 0)
+    prune_classifier: bool = False
+    layer_cap: float | None = None  # global allocation: largest fraction one layer may lose
+    batch_size: int = 500
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is CUDA when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PrunelabError(f"unknown device '{name}'; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PrunelabError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Sweep:
+    """A prepared sweep: model, data and store loaded, with the points still to compute."""
+
+    def __init__(self, cfg: SweepConfig, out: str | Path):
+        for name in cfg.methods:
+            get_method(name)
+        for level in cfg.levels:
+            check_sparsity(level, "level")
+        if cfg.layer_cap is not None:
+            check_sparsity(cfg.layer_cap, "layer cap")
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        self.model, self.meta = load_checkpoint(cfg.checkpoint, cfg.model)
+        self.info = model_info(self.meta.model)
+        data = load_dataset(cfg.data, cfg.data_root, cfg.download)
+        test = data.test
+        if int(test.y.max()) >= self.meta.num_classes:
+            raise PrunelabError(f"data '{cfg.data}' has labels up to {int(test.y.max())} but the "
+                                f"checkpoint's model has {self.meta.num_classes} classes; "
+                                f"pass the data it was trained on")
+        if test.x.shape[1] != self.meta.in_channels:
+            raise PrunelabError(f"data '{cfg.data}' has {test.x.shape[1]}-channel images, the "
+                                f"checkpoint's model takes {self.meta.in_channels}")
+        self.x = normalize(test.x, self.meta.mean, self.meta.std).to(self.device)
+        self.y = test.y.to(self.device)
+        self.model.to(self.device)
+        weights = prunable_weights(self.model, self.info.classifier, cfg.prune_classifier)
+        self.prunable = list(weights)
+        # Pristine copies: every point reloads these and scores them, never the pruned model.
+        self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.dense_weights = {k: self.dense_state[k] for k in self.prunable}
+
+        ckpt = Path(cfg.checkpoint)
+        weights_file = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
+        data_hash = hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest()
+        self.fingerprint = {
+            "model": self.meta.model,
+            "weights_sha256": _sha256_file(weights_file),
+            "data": data.name,
+            "test_images": len(test),
+            "test_sha256": data_hash,
+            "prune_classifier": cfg.prune_classifier,
+            "layer_cap": cfg.layer_cap,
+        }
+        config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
+                  "prunable": self.prunable, "device": str(self.device)}
+        self.store = Store.create(out, self.fingerprint, config)
+        (Path(out) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        done = self.store.keys()
+        self.todo = [k for k in self.plan() if (k[0], level_key(k[1]), k[2]) not in done]
+
+    def plan(self) -> list[tuple[str, float, int]]:
+        """(method, level, seed) of every point: the dense baseline first, then method x level x seed."""
+        points = [(DENSE, 0.0, 0)]
+        for name in self.cfg.methods:
+            seeds = self.cfg.seeds if get_method(name).stochastic else (0,)
+            points += [(name, level, seed) for level in self.cfg.levels for seed in seeds]
+        return points
+
+    def point(self, method: str, level: float, seed: int) -> Point:
+        """Prune a fresh copy of the trained weights to `level` with `method`, then measure it."""
+        start = time.perf_counter()
+        self.model.load_state_dict(self.dense_state)  # fresh weights: nothing compounds
+        if method != DENSE:
+            masks = compute_masks(get_method(method), self.dense_weights, level, seed,
+                                  layer_cap=self.cfg.layer_cap)
+            apply_masks(self.model, masks)
+        ev = evaluate(self.model, self.x, self.y, self.cfg.batch_size)
+        counts = count(self.model, self.prunable)
+        return Point(
+            method=method, target_sparsity=level, seed=seed, sparsity=counts.sparsity,
+            nonzero_params=counts.nonzero, prunable_params=counts.prunable, total_params=counts.total,
+            correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
+            dense_bytes=dense_bytes(self.model), sparse_bytes=sparse_bytes(self.model, counts),
+            seconds=time.perf_counter() - start, layers=counts.per_layer, hits=ev.hits,
+        )
+
+    def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
+        """Compute every missing point, storing each as it finishes; returns all stored points."""
+        for method, level, seed in self.todo:
+            point = self.point(method, level, seed)
+            self.store.add(point)
+            if on_point is not None:
+                on_point(point)
+        self.todo = []
+        return self.store.points()
