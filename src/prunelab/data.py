@@ -320,7 +320,7 @@ def _decode_jpegs(buf: np.ndarray, offsets: np.ndarray, where: str) -> np.ndarra
     out = None
     for i in range(n):
         try:
-            img = np.asarray(Image.open(io.BytesIO(data[offsets[i] : offsets[i + 1]])))
+            img = np.asarray(Image.open(io.BytesIO(data[offsets[i] : offsets[i + 1]])).convert("RGB"))
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise PrunelabError(f"{where} image {i} is not a readable JPEG ({_one_line(e)})") from e
         if out is None:
