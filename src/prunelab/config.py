@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import TypeVar
+
+import tomllib
 
 from .errors import PrunelabError
 

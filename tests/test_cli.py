@@ -1,0 +1,111 @@
+"""The command line: one-line errors with exit code 2 for user mistakes, nothing stored is lost."""
+
+import sys
+
+import pytest
+import torch
+
+from prunelab.cli import main
+from prunelab.models import create_model
+from prunelab.results import Store
+
+
+def run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["prunelab", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def assert_user_error(code, err, *needles):
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def th_file(tmp_path):
+    path = tmp_path / "r20.th"
+    torch.save({"state_dict": create_model("resnet20").state_dict()}, path)
+    return path
+
+
+def test_unknown_names_suggest(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    code, _, err = run(monkeypatch, capsys, "train", "--model", "resnet21", "--out", tmp_path)
+    assert_user_error(code, err, "unknown model 'resnet21'", "did you mean")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "layerwize",
+                       "--out", tmp_path / "a")
+    assert_user_error(code, err, "unknown method 'layerwize'", "layerwise")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", "digitz",
+                       "--out", tmp_path / "b")
+    assert_user_error(code, err, "digits")
+
+
+def test_bad_levels(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    for levels in ("0,1.2", "-0.1:1:0.1", "x"):
+        code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--levels", levels,
+                           "--out", tmp_path)
+        assert_user_error(code, err, "level")
+
+
+def test_missing_and_corrupt_data(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", tmp_path / "no.npz",
+                       "--out", tmp_path / "r")
+    assert_user_error(code, err, "no.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"\x00garbage")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", junk,
+                       "--out", tmp_path / "r")
+    assert_user_error(code, err, "junk.npz")
+    code, _, err = run(monkeypatch, capsys, "train", "--model", "resnet20", "--data", "cifar10",
+                       "--data-root", tmp_path / "none", "--out", tmp_path / "t")
+    assert_user_error(code, err, str(tmp_path / "none"), "--download")
+
+
+def test_checkpoint_that_does_not_fit(monkeypatch, capsys, tmp_path, th_file):
+    code, _, err = run(monkeypatch, capsys, "sweep", th_file, "--model", "resnet32",
+                       "--out", tmp_path / "r")
+    assert_user_error(code, err, "does not fit model 'resnet32'")
+    code, _, err = run(monkeypatch, capsys, "sweep", th_file, "--out", tmp_path / "r")
+    assert_user_error(code, err, "--model")
+    code, _, err = run(monkeypatch, capsys, "sweep", th_file, "--model", "resnet20", "--data", "digits",
+                       "--out", tmp_path / "r")
+    assert_user_error(code, err, "channel")
+
+
+def test_unwritable_run_folder(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--out", blocker / "run")
+    assert_user_error(code, err, "cannot write the run folder", "--out")
+
+
+def test_other_configuration_refused_and_nothing_lost(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    out = tmp_path / "run"
+    code, stdout, _ = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--levels", "0,0.5",
+                          "--methods", "layerwise", "--out", out, "--no-report")
+    assert code == 0 and "layerwise" in stdout
+    store = Store.open(out)
+    before = [p.key for p in store.points()]
+    store.close()
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--levels", "0,0.5",
+                       "--methods", "layerwise", "--prune-classifier", "--out", out)
+    assert_user_error(code, err, "different configuration", "--out")
+    store = Store.open(out)
+    assert [p.key for p in store.points()] == before
+    store.close()
+
+
+def test_report_without_results(monkeypatch, capsys, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "report", tmp_path)
+    assert_user_error(code, err, "no sweep results")
+
+
+def test_usage_errors_exit_2(monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "sweep")
+    assert code == 2 and "Missing argument" in err
