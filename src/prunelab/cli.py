@@ -60,6 +60,20 @@ def models(with_tv: bool):
         click.echo(f"{name:28s} classifier={info.classifier:14s} {info.description}")
 
 
+@cli.command()
+def methods():
+    """List pruning methods and recoveries; a sweep method is '<method>[+<recovery>]'."""
+    from .pruning.methods import METHODS
+    from .recovery import RECOVERIES
+
+    click.echo("methods:")
+    for m in METHODS.values():
+        click.echo(f"  {m.name:12s} {m.description}")
+    click.echo("recoveries (append with '+', e.g. global+iter):")
+    for r in RECOVERIES.values():
+        click.echo(f"  +{r.name:11s} {r.description}")
+
+
 # ---------------------------------------------------------------- train
 
 
@@ -162,8 +176,9 @@ def run_sweep(cfg, out: Path, budget: float, quiet: bool = False):
 
 
 def echo_answers(answers) -> None:
+    width = max((len(m) for m in answers), default=0)
     for a in answers.values():
-        click.echo(f"{a.method:10s} {100 * a.sparsity:5.1f}% of prunable weights can go "
+        click.echo(f"{a.method:{width}s} {100 * a.sparsity:5.1f}% of prunable weights can go "
                    f"(95% CI {100 * a.ci_low:.0f}-{100 * a.ci_high:.0f}%): top-1 {a.top1:.2f}% "
                    f"vs dense {a.dense_top1:.2f}% (budget {a.budget:g} pt)")
 
@@ -172,7 +187,8 @@ def echo_answers(answers) -> None:
 @click.argument("checkpoint", type=click.Path())
 @data_options
 @click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
-@click.option("--methods", help="Comma list of layerwise, global, random [default: all three].")
+@click.option("--methods", help="Comma list of '<method>[+<recovery>]', e.g. global,global+iter "
+                               "(see 'prunelab methods') [default: layerwise,global,random].")
 @click.option("--levels", help=f"Sparsity levels, 'start:stop:step' or a list [default: {DEFAULT_LEVELS}].")
 @click.option("--seeds", help="Comma list of seeds for stochastic methods [default: 0].")
 @click.option("--prune-classifier", is_flag=True, default=None,
@@ -181,6 +197,14 @@ def echo_answers(answers) -> None:
 @click.option("--budget", type=float, default=1.0, show_default=True,
               help="Accuracy budget in top-1 points for the answer.")
 @click.option("--batch-size", type=int, help="Evaluation batch size [default: 500].")
+@click.option("--epochs", type=int, help="Recovery: retraining epochs per level or round [default: 2].")
+@click.option("--retrain", type=click.Choice(["finetune", "rewind"]),
+              help="Recovery: constant small lr, or replay a cosine schedule [default: finetune].")
+@click.option("--lr", type=float, help="Recovery: fine-tuning lr, or the rewound schedule's peak "
+                                       "[default: 0.001].")
+@click.option("--rewind-epoch", type=int, help="Recovery: epoch of the schedule to rewind to [default: 0].")
+@click.option("--train-batch-size", type=int, help="Recovery: images per training step [default: 128].")
+@click.option("--bn-batches", type=int, help="Recovery 'bn': batches to re-estimate on [default: 50].")
 @click.option("--device", help="auto, cpu or cuda [default: auto].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML/JSON file of sweep values; options given here override it.")
@@ -189,7 +213,8 @@ def echo_answers(answers) -> None:
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the report when the sweep is done.")
 def sweep(checkpoint, data, data_root, download, model_name, methods, levels, seeds, prune_classifier,
-          layer_cap, budget, batch_size, device, config_file, out, report):
+          layer_cap, budget, batch_size, epochs, retrain, lr, rewind_epoch, train_batch_size, bn_batches,
+          device, config_file, out, report):
     """Prune a trained model at every level with every method, measure, store and answer."""
     from .config import resolve
     from .sweep import SweepConfig, parse_levels
@@ -198,7 +223,9 @@ def sweep(checkpoint, data, data_root, download, model_name, methods, levels, se
                   data_root=data_root, download=download or None, methods=_csv(str)(methods),
                   levels=parse_levels(levels) if levels else None, seeds=_csv(int)(seeds),
                   prune_classifier=prune_classifier, layer_cap=layer_cap, batch_size=batch_size,
-                  device=device)
+                  device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
+                                               rewind_epoch=rewind_epoch, batch_size=train_batch_size,
+                                               bn_batches=bn_batches))
     _, answers = run_sweep(cfg, Path(out), budget)
     echo_answers(answers)
     if report:

@@ -36,9 +36,14 @@ def resolve(cls: type[T], file: str | Path | None = None, **overrides) -> T:
     if unknown:
         raise PrunelabError(f"unknown config key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(sorted(names))}")
-    for name, f in names.items():  # lists from files become the tuples the dataclass holds
-        if name in values and isinstance(values[name], list) and "tuple" in str(f.type):
+    for name, f in names.items():
+        if name not in values:
+            continue
+        if isinstance(values[name], list) and "tuple" in str(f.type):  # JSON/TOML lists -> tuples
             values[name] = tuple(values[name])
+        nested = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if isinstance(values[name], dict) and dataclasses.is_dataclass(nested):
+            values[name] = resolve(nested, **values[name])
     try:
         return cls(**values)
     except TypeError as exc:

@@ -52,7 +52,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         hits5.append((top == target[:, None]).any(dim=1))
     h, h5 = torch.cat(hits).cpu().numpy(), torch.cat(hits5).cpu().numpy()
     n = len(h)
-    return Evaluation(int(h.sum()), n, 100.0 * h.mean(), 100.0 * h5.mean(), loss / n, h)
+    return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), loss / n, h)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize
 from .errors import PrunelabError
 from .metrics import count, dense_bytes, evaluate, sparse_bytes
 from .models import model_info
-from .pruning.masks import apply_masks, check_sparsity, prunable_weights
-from .pruning.methods import compute_masks, get_method
+from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
+from .pruning.methods import compute_masks
+from .recovery import RecoveryConfig, gradual_pruner, parse_method, recalibrate_bn, retrain, train_config
 from .results import DENSE, Point, Store, level_key
 
 
@@ -57,9 +59,10 @@ class SweepConfig:
     model: str | None = None  # required for foreign .th/.pt checkpoints
     data_root: str | None = None
     download: bool = False
-    methods: tuple[str, ...] = ("layerwise", "global", "random")
+    methods: tuple[str, ...] = ("layerwise", "global", "random")  # each '<method>[+<recovery>]'
     levels: tuple[float, ...] = CLASSIC_LEVELS
     seeds: tuple[int, ...] = (0,)  # stochastic methods only; deterministic ones run once (seed 0)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     prune_classifier: bool = False
     layer_cap: float | None = None  # global allocation: largest fraction one layer may lose
     batch_size: int = 500
@@ -93,7 +96,8 @@ class Sweep:
 
     def __init__(self, cfg: SweepConfig, out: str | Path):
         for name in cfg.methods:
-            get_method(name)
+            parse_method(name)
+        train_config(cfg.recovery, 0)  # validates the retraining settings before any work
         for level in cfg.levels:
             check_sparsity(level, "level")
         if cfg.layer_cap is not None:
@@ -103,7 +107,7 @@ class Sweep:
         self.model, self.meta = load_checkpoint(cfg.checkpoint, cfg.model)
         self.info = model_info(self.meta.model)
         data = load_dataset(cfg.data, cfg.data_root, cfg.download)
-        test = data.test
+        self.data, test = data, data.test
         if int(test.y.max()) >= self.meta.num_classes:
             raise PrunelabError(f"data '{cfg.data}' has labels up to {int(test.y.max())} but the "
                                 f"checkpoint's model has {self.meta.num_classes} classes; "
@@ -131,6 +135,7 @@ class Sweep:
             "test_sha256": data_hash,
             "prune_classifier": cfg.prune_classifier,
             "layer_cap": cfg.layer_cap,
+            "recovery": asdict(cfg.recovery),
         }
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
                   "prunable": self.prunable, "device": str(self.device)}
@@ -143,27 +148,93 @@ class Sweep:
         """(method, level, seed) of every point: the dense baseline first, then method x level x seed."""
         points = [(DENSE, 0.0, 0)]
         for name in self.cfg.methods:
-            seeds = self.cfg.seeds if get_method(name).stochastic else (0,)
-            points += [(name, level, seed) for level in self.cfg.levels for seed in seeds]
+            method, recovery = parse_method(name)
+            seeds = self.cfg.seeds if method.stochastic or recovery.trains else (0,)
+            points += [(name, level, seed) for seed in seeds for level in self.cfg.levels]
         return points
 
-    def point(self, method: str, level: float, seed: int) -> Point:
-        """Prune a fresh copy of the trained weights to `level` with `method`, then measure it."""
+    # ------------------------------------------------------------ iterative chains
+
+    def _chain_dir(self, spec: str, seed: int) -> Path:
+        return self.store.folder / "chains" / f"{spec.replace('+', '_')}-seed{seed}"
+
+    def _chain_start(self, spec: str, seed: int, level: float) -> Masks | None:
+        """Load into the model the chain's retrained state at the level just below `level`.
+
+        Chains resume from their saved states; a level whose predecessor has no state starts
+        again from the dense weights at the highest saved level below it (or from dense).
+        """
+        below = [lv for lv in self.cfg.levels if lv < level]
+        folder = self._chain_dir(spec, seed)
+        for lv in reversed(below):
+            path = folder / f"{level_key(lv):07d}.safetensors"
+            if path.exists():
+                state = load_file(str(path), device=str(self.device))
+                masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items()
+                         if k.startswith("mask::")}
+                self.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("mask::")})
+                return masks
+        self.model.load_state_dict(self.dense_state)
+        return None
+
+    def _chain_save(self, spec: str, seed: int, level: float, masks: Masks) -> None:
+        folder = self._chain_dir(spec, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state.update({f"mask::{k}": m.cpu().to(torch.uint8) for k, m in masks.items()})
+        tmp = folder / "state.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(folder / f"{level_key(level):07d}.safetensors")
+
+    # ------------------------------------------------------------ points
+
+    def point(self, spec: str, level: float, seed: int) -> Point:
+        """Prune to `level` with `spec` ('<method>[+<recovery>]'), recover, and measure.
+
+        Every point starts from a fresh copy of the trained weights, except the points of an
+        iterative chain, which start from the previous level of the same chain.
+        """
         start = time.perf_counter()
-        self.model.load_state_dict(self.dense_state)  # fresh weights: nothing compounds
-        if method != DENSE:
-            masks = compute_masks(get_method(method), self.dense_weights, level, seed,
-                                  layer_cap=self.cfg.layer_cap)
-            apply_masks(self.model, masks)
+        if spec == DENSE:
+            self.model.load_state_dict(self.dense_state)
+        else:
+            self._prune_and_recover(spec, level, seed)
         ev = evaluate(self.model, self.x, self.y, self.cfg.batch_size)
         counts = count(self.model, self.prunable)
         return Point(
-            method=method, target_sparsity=level, seed=seed, sparsity=counts.sparsity,
+            method=spec, target_sparsity=level, seed=seed, sparsity=counts.sparsity,
             nonzero_params=counts.nonzero, prunable_params=counts.prunable, total_params=counts.total,
             correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
             dense_bytes=dense_bytes(self.model), sparse_bytes=sparse_bytes(self.model, counts),
             seconds=time.perf_counter() - start, layers=counts.per_layer, hits=ev.hits,
         )
+
+    def _prune_and_recover(self, spec: str, level: float, seed: int) -> None:
+        method, recovery = parse_method(spec)
+        cfg, rc, data = self.cfg, self.cfg.recovery, self.data
+        mean, std = self.meta.mean, self.meta.std
+        if recovery.name == "gradual":
+            self.model.load_state_dict(self.dense_state)
+            steps = cfg.recovery.epochs * -(-len(data.train) // rc.batch_size)
+            pruner, _ = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
+                                       cfg.layer_cap)
+            retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner)
+            return
+        if recovery.chained:
+            prior = self._chain_start(spec, seed, level)
+            weights = {n: p.detach().clone() for n, p in self.model.named_parameters()
+                       if n in self.prunable}
+        else:
+            self.model.load_state_dict(self.dense_state)  # fresh weights: nothing compounds
+            prior, weights = None, self.dense_weights
+        masks = compute_masks(method, weights, level, seed, prior=prior, layer_cap=cfg.layer_cap)
+        apply_masks(self.model, masks)
+        if recovery.name == "bn":
+            recalibrate_bn(self.model, data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
+        elif recovery.trains:
+            retrain(self.model, data, mean, std, rc, seed, self.device, masks=masks)
+        if recovery.chained:
+            self._chain_save(spec, seed, level, masks)
 
     def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
         """Compute every missing point, storing each as it finishes; returns all stored points."""

@@ -1,7 +1,9 @@
-"""Training: SGD with momentum and a cosine schedule, GPU-side augmentation, masks held, resumable."""
+"""Training and fine-tuning: SGD, learning rate as a pure function of the step, augmentation on the
+device, masks held exactly, bf16 autocast on GPU, resumable after any epoch."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -22,20 +24,27 @@ STATE_FILE = "train_state.pt"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The recipe; defaults are the classic study's."""
+    """The recipe; defaults are the classic study's: SGD, momentum 0.9, wd 5e-4, lr 0.01 cosine, batch 128."""
 
-    epochs: int = 30
-    lr: float = 0.01  # peak learning rate, annealed to 0 by a cosine over all steps
+    epochs: int = 30  # epochs trained by this call
+    lr: float = 0.01  # peak learning rate
+    schedule: str = "cosine"  # "cosine" (annealed to 0) or "constant"
+    schedule_epochs: int | None = None  # length of the cosine in epochs (default: epochs)
+    rewind_epoch: int = 0  # start the schedule this many epochs in (learning-rate rewinding)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128  # images per step
     augment: bool = True  # random crop with padding (+ flip where the data allows it)
+    clip_grad: float | None = None  # max global L2 norm of the gradient, None = no clipping
+    amp: bool = True  # bf16 autocast, on CUDA only
+    channels_last: bool = True  # memory format, on CUDA only
+    compile: bool = False  # torch.compile the model
     seed: int = 0
 
 
 @dataclass
 class History:
-    """Per-epoch record: train loss (nats), train and test top-1 (percent), learning rate at end."""
+    """Per-epoch records: train loss (nats), train and test top-1 (percent), learning rate at the end."""
 
     epochs: list[dict] = field(default_factory=list)
 
@@ -47,6 +56,21 @@ class History:
 def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
     """Learning rate at `step` of `total_steps`: a half cosine from `base_lr` down to 0."""
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Learning rate at `step` (counted from the start of this run) under `cfg`'s schedule.
+
+    With `rewind_epoch` = k the run replays the schedule from epoch k on: learning-rate rewinding
+    (Renda et al. 2020) when the schedule is the one the dense model was trained with.
+    """
+    if cfg.schedule == "constant":
+        return cfg.lr
+    total = (cfg.schedule_epochs or cfg.epochs) * steps_per_epoch
+    return cosine_lr(cfg.rewind_epoch * steps_per_epoch + step, total, cfg.lr)
+
+
+SCHEDULES = ("cosine", "constant")
 
 
 def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -74,93 +98,132 @@ def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -
     return x
 
 
-def _save_state(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int,
-                history: History, cfg: TrainConfig) -> None:
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-             "history": history.epochs, "config": asdict(cfg)}
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse recipes that cannot train, with what to change."""
+    if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
+        raise PrunelabError(f"training needs epochs >= 0, batch size >= 1 and lr > 0; got epochs "
+                            f"{cfg.epochs}, batch size {cfg.batch_size}, lr {cfg.lr}")
+    if cfg.schedule not in SCHEDULES:
+        raise PrunelabError(f"unknown schedule '{cfg.schedule}'; choose {' or '.join(SCHEDULES)}")
+    if cfg.rewind_epoch < 0 or cfg.rewind_epoch > (cfg.schedule_epochs or cfg.epochs):
+        raise PrunelabError(f"rewind epoch {cfg.rewind_epoch} is outside the schedule's "
+                            f"{cfg.schedule_epochs or cfg.epochs} epochs")
+
+
+def _save_state(folder: Path, state: dict) -> None:
     tmp = folder / (STATE_FILE + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, folder / STATE_FILE)  # an interrupt never leaves half a state
 
 
 def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
-        masks: Masks | None = None, state_dir: str | Path | None = None,
+        masks: Masks | None = None, pruner: Callable[[int, nn.Module], Masks | None] | None = None,
+        state_dir: str | Path | None = None, evaluate_every: int = 1,
         on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> History:
-    """Train `model` in place on `data.train`, evaluating on `data.test` after every epoch.
+    """Train `model` in place on `data.train`, evaluating on `data.test`.
 
     Args:
         model: the network (moved to `device`).
         data: uint8 images; augmentation follows `data.pad` and `data.flip`.
-        mean, std: the model's input normalisation.
+        mean, std: the model's input normalisation, per channel.
         cfg: the recipe.
         device: where to train.
         masks: pruning masks to hold: masked weights are zeroed after every optimizer step, so
             they stay exactly zero under momentum and weight decay.
-        state_dir: if given, the training state is saved there after every epoch and a
-            matching saved state is resumed from.
+        pruner: called as pruner(global step, model) before every step; masks it returns replace
+            `masks` from then on (gradual pruning). It must only grow them.
+        state_dir: if given, the training state (weights, optimizer, masks, random state) is
+            saved there after every epoch, and a state saved under the same recipe is resumed.
+        evaluate_every: evaluate on the test split every this many epochs (and after the last).
         on_step: called with (epoch, step in epoch, loss) after each step.
         on_epoch: called with the epoch's record.
 
     Returns:
         the per-epoch history.
     """
-    if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise PrunelabError("training needs epochs >= 0, batch size >= 1 and a positive lr")
+    check_config(cfg)
     torch.manual_seed(cfg.seed)
+    cuda = device.type == "cuda"
     model.to(device)
-    if masks is not None:
-        apply_masks(model, masks)
+    if cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
     history, first_epoch = History(), 0
     folder = Path(state_dir) if state_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     if folder is not None and (folder / STATE_FILE).exists():
         saved = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
         if saved["config"] == asdict(cfg):
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            masks = saved["masks"] if saved["masks"] is not None else masks
             history.epochs, first_epoch = saved["history"], saved["epoch"]
+    if masks is not None:
+        apply_masks(model, masks)
+    step_model = torch.compile(model) if cfg.compile else model
 
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
     x_test = normalize(data.test.x, mean, std).to(device)
     y_test = data.test.y.to(device)
+    if cuda and cfg.channels_last:
+        x_test = x_test.contiguous(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(first_epoch):  # replay the generator so a resumed run sees the same batches
-        torch.randperm(len(y_train), generator=gen)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp
+                else contextlib.nullcontext())
     for epoch in range(first_epoch, cfg.epochs):
         model.train()
         order = torch.randperm(len(y_train), generator=gen).to(device)
-        seen, loss_sum, right = 0, 0.0, 0
+        seen = 0
+        loss_sum = torch.zeros((), device=device)  # on the device: no sync per step
+        right = torch.zeros((), device=device)
+        lr = cfg.lr
         for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            if pruner is not None:
+                new = pruner(step, model)
+                if new is not None:
+                    masks = new
+                    apply_masks(model, masks)
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             xb = x_train[idx]
             if cfg.augment:
                 xb = augment(xb, data.pad, data.flip, gen)
             xb, yb = normalize(xb, mean, std), y_train[idx]
-            lr = cosine_lr(epoch * steps_per_epoch + i, total, cfg.lr)
+            if cuda and cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            lr = lr_at(step, steps_per_epoch, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            with autocast:
+                logits = step_model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
             if masks is not None:
                 apply_masks(model, masks)
             seen += len(yb)
-            loss_sum += loss.item() * len(yb)
-            right += int((logits.argmax(1) == yb).sum())
+            loss_sum += loss.detach() * len(yb)
+            right += (logits.argmax(1) == yb).sum()
             if on_step is not None:
                 on_step(epoch, i, loss.item())
-        ev = evaluate(model, x_test, y_test)
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_top1": 100.0 * right / seen,
-                  "test_top1": ev.top1, "test_loss": ev.loss, "lr": lr}
+        record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
+                  "train_top1": 100.0 * float(right) / seen, "lr": lr}
+        if (epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs:
+            ev = evaluate(model, x_test, y_test)
+            record.update(test_top1=ev.top1, test_loss=ev.loss)
         history.epochs.append(record)
         if folder is not None:
-            _save_state(folder, model, opt, epoch + 1, history, cfg)
+            _save_state(folder, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "generator": gen.get_state(), "masks": masks, "epoch": epoch + 1,
+                                 "history": history.epochs, "config": asdict(cfg)})
         if on_epoch is not None:
             on_epoch(record)
     return history

@@ -1,0 +1,101 @@
+"""Sweep wall time against its floor (plain dense evaluations) and the classic per-layer prune loop.
+
+Usage:
+    python bench/sweep_overhead.py [--model resnet56] [--levels 0:1:0.05] [--repeats 1]
+
+The classic loop is what the classic study ran: for every level, rebuild the model from the
+checkpoint, call torch.nn.utils.prune.l1_unstructured on every conv/linear (classifier included),
+evaluate with the pruning hooks in place. prunelab runs the same points with --prune-classifier
+(layerwise method, same masks), so both loops must also agree on every top-1 count: checked here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from prunelab.checkpoint import load_checkpoint
+from prunelab.data import load_dataset, normalize
+from prunelab.metrics import evaluate
+from prunelab.sweep import Sweep, SweepConfig, parse_levels
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CHECKPOINTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet56", choices=sorted(CHECKPOINTS))
+    parser.add_argument("--levels", default="0:1:0.05")
+    parser.add_argument("--data", default=str(SHARED / "data" / "cifar10" / "cifar10_subset.npz"))
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    ckpt = SHARED / "models" / "cifar10" / CHECKPOINTS[args.model]
+    if not ckpt.exists() or not Path(args.data).exists():
+        print(f"skipped: {ckpt} or {args.data} is absent", file=sys.stderr)
+        return 0
+    levels = parse_levels(args.levels)
+    torch.manual_seed(0)
+
+    model, meta = load_checkpoint(ckpt, args.model)
+    test = load_dataset(args.data).test
+    x, y = normalize(test.x, meta.mean, meta.std), test.y
+    evaluate(model, x, y)  # warm-up
+
+    def classic_point(level: float) -> int:
+        """The classic loop: rebuild, prune every layer through torch.nn.utils.prune, evaluate."""
+        net, _ = load_checkpoint(ckpt, args.model)
+        for module in net.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                prune.l1_unstructured(module, "weight", amount=level)
+        return evaluate(net, x, y).correct
+
+    # The three loops run interleaved, level by level, so that whatever else the machine is
+    # doing weighs on all three alike. Floor = a plain evaluation of the dense model.
+    times = {"floor": 0.0, "prunelab": 0.0, "classic": 0.0}
+    ours, classic = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SweepConfig(checkpoint=str(ckpt), model=args.model, data=args.data, methods=("layerwise",),
+                          levels=levels, prune_classifier=True, device="cpu")
+        sweep = Sweep(cfg, tmp)  # setup (loading, hashing) is excluded, as for the floor
+        for level in levels:
+            start = time.perf_counter()
+            evaluate(model, x, y)
+            times["floor"] += time.perf_counter() - start
+
+            start = time.perf_counter()
+            point = sweep.point("layerwise", level, 0)
+            sweep.store.add(point)
+            times["prunelab"] += time.perf_counter() - start
+            ours[level] = point.correct
+
+            start = time.perf_counter()
+            classic[level] = classic_point(level)
+            times["classic"] += time.perf_counter() - start
+        sweep.store.close()
+    floor, prunelab_s, classic_s = times["floor"], times["prunelab"], times["classic"]
+
+    figures = {
+        "model": args.model, "levels": len(levels), "test_images": len(y),
+        "threads": torch.get_num_threads(), "floor_s": round(floor, 2),
+        "prunelab_s": round(prunelab_s, 2), "classic_s": round(classic_s, 2),
+        "prunelab_over_floor": round(prunelab_s / floor, 3),
+        "classic_over_prunelab": round(classic_s / prunelab_s, 3),
+        "same_top1_counts_at_every_level": ours == classic,
+    }
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if ours == classic else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Winning accuracy back after pruning: batch-norm recalibration, fine-tuning, iterative and gradual
+schedules. A sweep method is `<pruning method>[+<recovery>]`, e.g. `global+iter`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import Dataset, normalize
+from .errors import PrunelabError, unknown
+from .pruning.masks import Masks
+from .pruning.methods import Method, compute_masks, get_method
+from .pruning.schedules import cubic
+from .train import TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a pruned network gets its accuracy back.
+
+    Attributes:
+        name: the suffix after '+' in a sweep method.
+        trains: it runs SGD on the training split (so its result depends on the seed).
+        chained: each level starts from the previous level's retrained weights and masks.
+        description: one line for listings and reports.
+    """
+
+    name: str
+    trains: bool
+    chained: bool
+    description: str
+
+
+RECOVERIES: dict[str, Recovery] = {
+    r.name: r
+    for r in (
+        Recovery("none", False, False, "one-shot: prune and evaluate"),
+        Recovery("bn", False, False, "one-shot, then re-estimate batch-norm statistics (no weight update)"),
+        Recovery("ft", True, False, "one-shot from the dense weights, then retrain"),
+        Recovery("iter", True, True, "iterative: prune the last level's retrained network further, retrain"),
+        Recovery("gradual", True, False, "gradual: sparsity rises along a cubic schedule while retraining"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Retraining settings shared by every recovery that trains.
+
+    `retrain="finetune"` trains at the constant learning rate `lr`; `retrain="rewind"` replays a
+    cosine schedule of peak `lr` from epoch `rewind_epoch` to its end (`rewind_epoch + epochs`):
+    learning-rate rewinding (Renda, Frankle & Carbin 2020).
+    """
+
+    epochs: int = 2  # retraining epochs per level (ft, gradual) or per round (iter)
+    retrain: str = "finetune"  # "finetune" or "rewind"
+    lr: float = 0.001  # finetune: the constant rate; rewind: the schedule's peak
+    rewind_epoch: int = 0  # rewind: where in the replayed schedule retraining starts
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    bn_batches: int = 50  # batches of training images for batch-norm recalibration
+    gradual_ramp: float = 0.75  # gradual: share of the retraining steps over which sparsity rises
+    gradual_every: int = 10  # gradual: steps between mask updates
+
+
+RETRAIN = ("finetune", "rewind")
+
+
+def parse_method(spec: str) -> tuple[Method, Recovery]:
+    """'global+iter' -> (the global method, the iterative recovery); 'layerwise' -> one-shot."""
+    name, _, recovery = spec.partition("+")
+    method = get_method(name)
+    if recovery and recovery not in RECOVERIES:
+        raise unknown("recovery", recovery, RECOVERIES)
+    return method, RECOVERIES[recovery or "none"]
+
+
+def train_config(rc: RecoveryConfig, seed: int) -> TrainConfig:
+    """The TrainConfig of one retraining run."""
+    if rc.retrain not in RETRAIN:
+        raise PrunelabError(f"unknown retraining '{rc.retrain}'; choose {' or '.join(RETRAIN)}")
+    if rc.retrain == "finetune":
+        return TrainConfig(epochs=rc.epochs, lr=rc.lr, schedule="constant", momentum=rc.momentum,
+                           weight_decay=rc.weight_decay, batch_size=rc.batch_size, augment=rc.augment,
+                           seed=seed)
+    return TrainConfig(epochs=rc.epochs, lr=rc.lr, schedule="cosine", rewind_epoch=rc.rewind_epoch,
+                       schedule_epochs=rc.rewind_epoch + rc.epochs, momentum=rc.momentum,
+                       weight_decay=rc.weight_decay, batch_size=rc.batch_size, augment=rc.augment,
+                       seed=seed)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, data: Dataset, mean, std, batches: int, batch_size: int,
+                   device: torch.device, seed: int = 0) -> None:
+    """Re-estimate every batch norm's running mean and variance on training images.
+
+    The statistics are reset and then averaged over `batches` batches (cumulative average, not
+    a momentum); no weight changes. Pruning shifts activations, and stale statistics cost much
+    of the accuracy a one-shot point loses.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+    for i in range(min(batches, -(-len(order) // batch_size))):
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        model(normalize(data.train.x[idx], mean, std).to(device))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
+def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: float, seed: int,
+                   total_steps: int, rc: RecoveryConfig, layer_cap: float | None):
+    """A `fit` pruner that raises sparsity along the cubic schedule, from 0 to `final`."""
+    params = dict(model.named_parameters())
+    state: dict = {"masks": None, "level": None}
+    ramp = max(1, int(rc.gradual_ramp * total_steps))
+
+    def prune(step: int, _model: nn.Module) -> Masks | None:
+        level = cubic(step, final, begin=0, ramp_steps=ramp, every=rc.gradual_every)
+        if level == state["level"]:
+            return None
+        weights = {n: params[n].detach() for n in names}
+        state["masks"] = compute_masks(method, weights, level, seed, prior=state["masks"],
+                                       layer_cap=layer_cap)
+        state["level"] = level
+        return state["masks"]
+
+    return prune, state
+
+
+def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,
+            device: torch.device, masks: Masks | None = None, pruner=None) -> float | None:
+    """Retrain in place with masks held (or grown by `pruner`); returns the last test top-1."""
+    history = fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
+                  evaluate_every=max(rc.epochs, 1))
+    return history.test_top1

@@ -1,0 +1,103 @@
+"""Recovery: iterative chains only grow their masks and resume exactly, gradual reaches its level,
+batch-norm recalibration touches statistics only, schedules are pure."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunelab.errors import PrunelabError
+from prunelab.pruning.schedules import cubic, geometric, rounds_to
+from prunelab.recovery import RecoveryConfig, parse_method
+from prunelab.sweep import Sweep, SweepConfig
+
+LEVELS = (0.5, 0.8, 0.9)
+FAST = RecoveryConfig(epochs=1, lr=0.01, batch_size=128, bn_batches=4, gradual_every=2)
+
+
+def config(ckpt, methods, **kw):
+    return SweepConfig(checkpoint=str(ckpt), data="digits", methods=methods, levels=LEVELS, seeds=(0,),
+                       device="cpu", recovery=FAST, **kw)
+
+
+def by_key(points):
+    return {p.key: p for p in points}
+
+
+def test_iterative_chain_grows_masks_and_counts_exactly(digits_checkpoint, tmp_path):
+    sweep = Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path)
+    points = [p for p in sweep.run() if p.method == "global+iter"]
+    assert [p.target_sparsity for p in points] == list(LEVELS)
+    for p in points:  # fine-tuning kept every pruned weight exactly zero
+        assert p.prunable_params - p.nonzero_params == round(p.target_sparsity * p.prunable_params)
+    chain = sorted((tmp_path / "chains" / "global_iter-seed0").glob("*.safetensors"))
+    masks = [{k: v.bool() for k, v in load_file(str(f)).items() if k.startswith("mask::")} for f in chain]
+    assert len(masks) == 3
+    for earlier, later in zip(masks, masks[1:], strict=False):
+        for name in earlier:
+            assert not (later[name] & ~earlier[name]).any()  # nothing pruned comes back
+
+
+def test_iterative_chain_resumes_exactly(digits_checkpoint, tmp_path):
+    full = by_key(Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "full").run())
+    sweep = Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "cut")
+    done = []
+
+    def stop(point):
+        done.append(point)
+        if len(done) == 2:  # dense + the first chain level
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(stop)
+    sweep.store.close()
+    resumed = Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "cut")
+    assert len(resumed.todo) == 2
+    again = by_key(resumed.run())
+    assert again.keys() == full.keys()
+    for key, p in full.items():
+        assert again[key].correct == p.correct and np.array_equal(again[key].hits, p.hits), key
+
+
+def test_gradual_reaches_its_level_exactly(digits_checkpoint, tmp_path):
+    points = Sweep(config(digits_checkpoint, ("global+gradual",)), tmp_path).run()
+    for p in points:
+        if p.method == "global+gradual":
+            assert p.prunable_params - p.nonzero_params == round(p.target_sparsity * p.prunable_params)
+
+
+def test_bn_recalibration_changes_statistics_not_weights(digits_checkpoint, tmp_path):
+    sweep = Sweep(config(digits_checkpoint, ("global", "global+bn")), tmp_path)
+    plain = sweep.point("global", 0.8, 0)
+    weights_plain = {k: v.clone() for k, v in sweep.model.state_dict().items()}
+    recal = sweep.point("global+bn", 0.8, 0)
+    state = sweep.model.state_dict()
+    for k, v in weights_plain.items():
+        if "running" in k:
+            assert not torch.equal(v, state[k]), k
+        elif "num_batches" not in k:
+            assert torch.equal(v, state[k]), k
+    assert plain.nonzero_params == recal.nonzero_params
+
+
+def test_cubic_schedule():
+    values = [cubic(t, 0.9, begin=10, ramp_steps=100, every=10) for t in range(0, 130)]
+    assert values[0] == values[10] == 0.0 and values[110] == values[129] == 0.9
+    assert all(a <= b for a, b in zip(values, values[1:], strict=False))
+    assert len(set(values[10:110])) == 10  # changes only every 10 steps
+    assert cubic(60, 0.9, 10, 100) == pytest.approx(0.9 - 0.9 * 0.5 ** 3)
+
+
+def test_geometric_levels():
+    assert geometric(3, 0.2) == (0.2, 0.36, 0.488)
+    assert rounds_to(0.488, 0.2) == 3 and rounds_to(0.5, 0.2) == 4 and rounds_to(0.0, 0.2) == 0
+
+
+def test_method_specs():
+    method, recovery = parse_method("layerwise+iter")
+    assert method.name == "layerwise" and recovery.chained
+    assert parse_method("global")[1].name == "none"
+    with pytest.raises(PrunelabError, match="did you mean iter"):
+        parse_method("global+itr")
+    with pytest.raises(PrunelabError, match="unknown retraining"):
+        Sweep(SweepConfig(checkpoint="x", data="digits", recovery=RecoveryConfig(retrain="rewnd")), "/tmp/x")

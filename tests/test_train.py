@@ -1,0 +1,109 @@
+"""Training: masks held exactly through SGD, schedules are pure, resume equals an uninterrupted run."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from prunelab.errors import PrunelabError
+from prunelab.models import create_model, model_info
+from prunelab.pruning.masks import prunable_weights
+from prunelab.pruning.methods import compute_masks, get_method
+from prunelab.train import TrainConfig, augment, cosine_lr, fit, lr_at
+
+CPU = torch.device("cpu")
+
+
+def small_data(digits, n=256):
+    """The first n training images of digits: a few steps per epoch."""
+    train = dataclasses.replace(digits.train, x=digits.train.x[:n], y=digits.train.y[:n])
+    test = dataclasses.replace(digits.test, x=digits.test.x[:100], y=digits.test.y[:100])
+    return dataclasses.replace(digits, train=train, test=test)
+
+
+def model_and_masks(sparsity=0.7):
+    torch.manual_seed(0)
+    model = create_model("smallcnn", 10, 1)
+    weights = prunable_weights(model, model_info("smallcnn").classifier)
+    return model, compute_masks(get_method("global"), weights, sparsity)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_masked_weights_stay_exactly_zero(digits, clip):
+    model, masks = model_and_masks()
+    cfg = TrainConfig(epochs=2, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=32, clip_grad=clip)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, small_data(digits), (0.5,), (0.5,), cfg, CPU, masks=masks)
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        assert (params[name][~mask] == 0).all()  # pruned: exactly zero despite momentum and decay
+        assert not torch.equal(params[name][mask], before[name][mask])  # kept: trained
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path):
+    data = small_data(digits)
+    cfg = TrainConfig(epochs=3, lr=0.05, batch_size=64)
+    whole, masks = model_and_masks()
+    fit(whole, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "a")
+
+    cut, masks = model_and_masks()
+    seen = []
+
+    def stop_after_one(record):
+        seen.append(record)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cut, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "b",
+            on_epoch=stop_after_one)
+    resumed, _ = model_and_masks()  # a fresh process: weights, optimizer and RNG come from the state
+    history = fit(resumed, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "b")
+    assert len(history.epochs) == 3
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_pruner_grows_masks_during_training(digits):
+    model, _ = model_and_masks()
+    weights = prunable_weights(model, model_info("smallcnn").classifier)
+    method = get_method("global")
+    state = {"masks": None}
+
+    def pruner(step, net):
+        if step % 4 == 0:
+            state["masks"] = compute_masks(method, weights, min(0.2 * (step // 4 + 1), 0.8),
+                                           prior=state["masks"])
+            return state["masks"]
+        return None
+
+    fit(model, small_data(digits), (0.5,), (0.5,), TrainConfig(epochs=2, batch_size=32), CPU,
+        pruner=pruner)
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    total = sum(w.numel() for w in weights.values())
+    assert zeros == round(0.8 * total)
+
+
+def test_learning_rate_schedules_are_pure():
+    assert cosine_lr(0, 100, 0.1) == pytest.approx(0.1)
+    assert cosine_lr(50, 100, 0.1) == pytest.approx(0.05)
+    assert cosine_lr(100, 100, 0.1) == pytest.approx(0.0)
+    cfg = TrainConfig(epochs=5, schedule_epochs=20, rewind_epoch=15, lr=0.1)
+    assert lr_at(0, 10, cfg) == pytest.approx(cosine_lr(150, 200, 0.1))  # rewound to epoch 15
+    assert lr_at(49, 10, cfg) == pytest.approx(cosine_lr(199, 200, 0.1))
+    assert lr_at(7, 10, TrainConfig(schedule="constant", lr=0.003)) == 0.003
+
+
+def test_augment_keeps_shape_and_pixels():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    out = augment(x, pad=2, flip=True, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+    assert torch.equal(augment(x, 0, False, torch.Generator()), x)
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=-1), dict(lr=0.0), dict(schedule="step"),
+                                 dict(rewind_epoch=40)])
+def test_bad_recipe_is_refused(digits, bad):
+    with pytest.raises(PrunelabError):
+        fit(create_model("smallcnn", 10, 1), small_data(digits), (0.5,), (0.5,), TrainConfig(**bad), CPU)
