@@ -140,8 +140,7 @@ def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: fl
 
 
 def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,
-            device: torch.device, masks: Masks | None = None, pruner=None) -> float | None:
-    """Retrain in place with masks held (or grown by `pruner`); returns the last test top-1."""
-    history = fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
-                  evaluate_every=max(rc.epochs, 1))
-    return history.test_top1
+            device: torch.device, masks: Masks | None = None, pruner=None) -> None:
+    """Retrain in place with masks held (or grown by `pruner`); the sweep evaluates afterwards."""
+    fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
+        evaluate_every=0)

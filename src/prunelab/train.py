@@ -135,7 +135,8 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
             `masks` from then on (gradual pruning). It must only grow them.
         state_dir: if given, the training state (weights, optimizer, masks, random state) is
             saved there after every epoch, and a state saved under the same recipe is resumed.
-        evaluate_every: evaluate on the test split every this many epochs (and after the last).
+        evaluate_every: evaluate on the test split every this many epochs and after the last
+            (0: never; the caller evaluates).
         on_step: called with (epoch, step in epoch, loss) after each step.
         on_epoch: called with the epoch's record.
 
@@ -216,7 +217,7 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
                 on_step(epoch, i, loss.item())
         record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
                   "train_top1": 100.0 * float(right) / seen, "lr": lr}
-        if (epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs:
+        if evaluate_every and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs):
             ev = evaluate(model, x_test, y_test)
             record.update(test_top1=ev.top1, test_loss=ev.loss)
         history.epochs.append(record)
