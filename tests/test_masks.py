@@ -31,11 +31,18 @@ def weights_of(model, include_classifier=False):
     return prunable_weights(model, model_info("smallcnn").classifier, include_classifier)
 
 
+def profile_for(weights):
+    """A made-up sensitivity profile: later layers tolerate more pruning."""
+    layers = {name: [[lv / 10, 90.0 - 4 * lv / (i + 1)] for lv in range(11)]
+              for i, name in enumerate(weights)}
+    return {"dense_top1": 90.0, "layers": layers}
+
+
 @pytest.mark.parametrize("sparsity", [0.0, 0.05, 0.33, 0.5, 0.951, 1.0])
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_exact_count_and_shapes(method, sparsity):
     w = weights_of(tiny())
-    masks = compute_masks(get_method(method), w, sparsity, seed=3)
+    masks = compute_masks(get_method(method), w, sparsity, seed=3, profile=profile_for(w))
     assert masks.keys() == w.keys()
     total = sum(p.numel() for p in w.values())
     pruned = sum(int((~m).sum()) for m in masks.values())
@@ -139,3 +146,14 @@ def test_n_pruned_rounds_like_torch():
 def test_unknown_method_suggests():
     with pytest.raises(PrunelabError, match="did you mean global"):
         get_method("globl")
+
+
+def test_sensitivity_allocation_prunes_tolerant_layers_first():
+    w = weights_of(tiny())
+    masks = compute_masks(get_method("sensitivity"), w, 0.3, profile=profile_for(w))
+    fractions = [float((~m).float().mean()) for m in masks.values()]
+    assert fractions[0] < fractions[1] < fractions[2]  # the profile says later layers care less
+    with pytest.raises(PrunelabError, match="needs a profile"):
+        compute_masks(get_method("sensitivity"), w, 0.3)
+    with pytest.raises(PrunelabError, match="no curve"):
+        compute_masks(get_method("sensitivity"), w, 0.3, profile={"dense_top1": 90, "layers": {}})

@@ -194,6 +194,8 @@ def echo_answers(answers) -> None:
 @click.option("--prune-classifier", is_flag=True, default=None,
               help="Also prune the classifier (the classic study's setting).")
 @click.option("--layer-cap", type=float, help="global: largest fraction any one layer may lose.")
+@click.option("--sensitivity", "sensitivity", type=click.Path(),
+              help="Profile for the sensitivity method: a 'prunelab sensitivity' run folder.")
 @click.option("--budget", type=float, default=1.0, show_default=True,
               help="Accuracy budget in top-1 points for the answer.")
 @click.option("--batch-size", type=int, help="Evaluation batch size [default: 500].")
@@ -213,8 +215,8 @@ def echo_answers(answers) -> None:
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the report when the sweep is done.")
 def sweep(checkpoint, data, data_root, download, model_name, methods, levels, seeds, prune_classifier,
-          layer_cap, budget, batch_size, epochs, retrain, lr, rewind_epoch, train_batch_size, bn_batches,
-          device, config_file, out, report):
+          layer_cap, sensitivity, budget, batch_size, epochs, retrain, lr, rewind_epoch, train_batch_size,
+          bn_batches, device, config_file, out, report):
     """Prune a trained model at every level with every method, measure, store and answer."""
     from .config import resolve
     from .sweep import SweepConfig, parse_levels
@@ -222,14 +224,60 @@ def sweep(checkpoint, data, data_root, download, model_name, methods, levels, se
     cfg = resolve(SweepConfig, config_file, checkpoint=checkpoint, data=data, model=model_name,
                   data_root=data_root, download=download or None, methods=_csv(str)(methods),
                   levels=parse_levels(levels) if levels else None, seeds=_csv(int)(seeds),
-                  prune_classifier=prune_classifier, layer_cap=layer_cap, batch_size=batch_size,
-                  device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
+                  prune_classifier=prune_classifier, layer_cap=layer_cap, sensitivity=sensitivity,
+                  batch_size=batch_size, device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
                                                rewind_epoch=rewind_epoch, batch_size=train_batch_size,
                                                bn_batches=bn_batches))
     _, answers = run_sweep(cfg, Path(out), budget)
     echo_answers(answers)
     if report:
         _write_report(Path(out), budget)
+
+
+# ---------------------------------------------------------------- sensitivity
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@data_options
+@click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
+@click.option("--levels", default="0.2:1:0.2", show_default=True,
+              help="Sparsity levels for each layer alone, 'start:stop:step' or a list.")
+@click.option("--prune-classifier", is_flag=True, help="Profile the classifier too.")
+@click.option("--batch-size", type=int, default=500, show_default=True, help="Evaluation batch size.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder; the same command again resumes what is missing.")
+def sensitivity(checkpoint, data, data_root, download, model_name, levels, prune_classifier, batch_size,
+                device, out):
+    """Prune each layer alone across levels: a curve per layer, and a profile for the
+    'sensitivity' method (sweep --methods sensitivity --sensitivity RUN)."""
+    from . import sensitivity as sens
+    from .sweep import Sweep, SweepConfig, parse_levels
+
+    cfg = SweepConfig(checkpoint=checkpoint, data=data, model=model_name, data_root=data_root,
+                      download=download, methods=(), levels=parse_levels(levels),
+                      prune_classifier=prune_classifier, batch_size=batch_size, device=device)
+    run = Sweep(cfg, out)
+    todo = sens.plan(run)
+    bar = tqdm(total=len(todo), desc="sensitivity", unit="point", leave=False)
+
+    def on_point(p):
+        bar.update(1)
+        bar.set_postfix(layer=p.method.removeprefix(sens.PREFIX), level=f"{p.target_sparsity:.2f}",
+                        top1=f"{p.top1:.1f}%")
+
+    try:
+        profile = sens.run(run, on_point)
+    finally:
+        bar.close()
+        run.store.close()
+    files = sens.plot(profile, out)
+    mean_top1 = {n: sum(acc for _, acc in curve) / len(curve) for n, curve in profile["layers"].items()}
+    ranked = sorted(mean_top1, key=mean_top1.get)
+    click.echo("most sensitive (lowest mean top-1 over the levels): "
+               + ", ".join(f"{n} ({mean_top1[n]:.1f}%)" for n in ranked[:3]))
+    click.echo(f"profile: {Path(out) / 'sensitivity.json'}; plot: {files[0]}")
 
 
 # ---------------------------------------------------------------- report

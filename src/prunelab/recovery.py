@@ -120,7 +120,8 @@ def recalibrate_bn(model: nn.Module, data: Dataset, mean, std, batches: int, bat
 
 
 def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: float, seed: int,
-                   total_steps: int, rc: RecoveryConfig, layer_cap: float | None):
+                   total_steps: int, rc: RecoveryConfig, layer_cap: float | None,
+                   profile: dict | None = None):
     """A `fit` pruner that raises sparsity along the cubic schedule, from 0 to `final`."""
     params = dict(model.named_parameters())
     state: dict = {"masks": None, "level": None}
@@ -132,7 +133,7 @@ def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: fl
             return None
         weights = {n: params[n].detach() for n in names}
         state["masks"] = compute_masks(method, weights, level, seed, prior=state["masks"],
-                                       layer_cap=layer_cap)
+                                       layer_cap=layer_cap, profile=profile)
         state["level"] = level
         return state["masks"]
 

@@ -65,6 +65,7 @@ class SweepConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     prune_classifier: bool = False
     layer_cap: float | None = None  # global allocation: largest fraction one layer may lose
+    sensitivity: str | None = None  # profile for the sensitivity method (RUN or RUN/sensitivity.json)
     batch_size: int = 500
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -83,6 +84,23 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+PROFILE_FILE = "sensitivity.json"
+
+
+def load_profile(path: str | Path) -> dict:
+    """Read a sensitivity profile written by `prunelab sensitivity`, or say what is wrong with it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROFILE_FILE
+    try:
+        profile = json.loads(path.read_text())
+        _ = profile["dense_top1"], profile["layers"].items()
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise PrunelabError(f"cannot read the sensitivity profile {path} ({type(exc).__name__}); "
+                            f"run 'prunelab sensitivity ... --out RUN' and pass --sensitivity RUN") from None
+    return profile
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -95,8 +113,13 @@ class Sweep:
     """A prepared sweep: model, data and store loaded, with the points still to compute."""
 
     def __init__(self, cfg: SweepConfig, out: str | Path):
+        uses_profile = False
         for name in cfg.methods:
-            parse_method(name)
+            uses_profile |= parse_method(name)[0].allocation == "sensitivity"
+        if uses_profile and not cfg.sensitivity:
+            raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
+                                "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
+        self.profile = load_profile(cfg.sensitivity) if cfg.sensitivity else None
         train_config(cfg.recovery, 0)  # validates the retraining settings before any work
         for level in cfg.levels:
             check_sparsity(level, "level")
@@ -136,6 +159,8 @@ class Sweep:
             "prune_classifier": cfg.prune_classifier,
             "layer_cap": cfg.layer_cap,
             "recovery": asdict(cfg.recovery),
+            "sensitivity_sha256": hashlib.sha256(json.dumps(self.profile, sort_keys=True).encode()
+                                                 ).hexdigest() if self.profile else None,
         }
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
                   "prunable": self.prunable, "device": str(self.device)}
@@ -217,7 +242,7 @@ class Sweep:
             self.model.load_state_dict(self.dense_state)
             steps = cfg.recovery.epochs * -(-len(data.train) // rc.batch_size)
             pruner, _ = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
-                                       cfg.layer_cap)
+                                       cfg.layer_cap, self.profile)
             retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner)
             return
         if recovery.chained:
@@ -227,7 +252,8 @@ class Sweep:
         else:
             self.model.load_state_dict(self.dense_state)  # fresh weights: nothing compounds
             prior, weights = None, self.dense_weights
-        masks = compute_masks(method, weights, level, seed, prior=prior, layer_cap=cfg.layer_cap)
+        masks = compute_masks(method, weights, level, seed, prior=prior, layer_cap=cfg.layer_cap,
+                              profile=self.profile)
         apply_masks(self.model, masks)
         if recovery.name == "bn":
             recalibrate_bn(self.model, data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)

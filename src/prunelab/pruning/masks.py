@@ -63,10 +63,8 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.view(scores.shape)
 
 
-def layerwise(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None
-              ) -> Masks:
+def layerwise(scores: dict[str, torch.Tensor], sparsity: float, **_options) -> Masks:
     """The same fraction in every layer: round(sparsity * n_layer) lowest scores each."""
-    del layer_cap  # a uniform fraction never empties a layer before 100%
     return {name: lowest_k_mask(s, n_pruned(sparsity, s.numel())) for name, s in scores.items()}
 
 
@@ -89,8 +87,8 @@ def _global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int]
         fixed.update({n: caps[n] for n in over})
 
 
-def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None
-            ) -> Masks:
+def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None,
+            **_options) -> Masks:
     """One threshold across all layers: the round(sparsity * N) lowest scores of the whole network.
 
     Args:
@@ -110,7 +108,71 @@ def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float |
     return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
 
 
-ALLOCATIONS = {"layerwise": layerwise, "global": global_}
+def sensitivity_ratios(profile: dict, sizes: dict[str, int], sparsity: float) -> dict[str, float]:
+    """Per-layer sparsities that reach `sparsity` overall, pruning first where accuracy cares least.
+
+    For an allowed drop d, each layer may go to the largest profiled level such that pruning that
+    layer alone, at it and every lower level, kept top-1 within d of dense. The smallest d whose
+    layer levels reach `sparsity` overall is found by bisection; the levels are then scaled down
+    uniformly to hit `sparsity` exactly.
+
+    Args:
+        profile: {"dense_top1": float, "layers": {name: [[level, top1], ...]}}, as written by
+            `prunelab sensitivity`.
+        sizes: prunable weights per layer.
+        sparsity: overall target in [0, 1].
+    """
+    missing = sorted(set(sizes) - set(profile["layers"]))
+    if missing:
+        raise PrunelabError(f"the sensitivity profile has no curve for {', '.join(missing[:3])}; "
+                            f"profile the same model with the same --prune-classifier setting")
+    total = sum(sizes.values())
+    curves = {n: sorted((lv, acc) for lv, acc in profile["layers"][n]) for n in sizes}
+
+    def allowed(drop: float) -> dict[str, float]:
+        out = {}
+        for name, curve in curves.items():
+            level = 0.0
+            for lv, acc in curve:
+                if acc < profile["dense_top1"] - drop:
+                    break
+                level = lv
+            out[name] = level
+        return out
+
+    def overall(levels: dict[str, float]) -> float:
+        return sum(levels[n] * sizes[n] for n in sizes) / total
+
+    most = overall(allowed(float("inf")))
+    if most < sparsity:
+        raise PrunelabError(f"the sensitivity profile reaches only {most:.0%} overall; profile "
+                            f"higher levels (up to 1.0) to ask for {sparsity:.0%}")
+    lo, hi = 0.0, 100.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if overall(allowed(mid)) >= sparsity else (mid, hi)
+    levels = allowed(hi)
+    reach = overall(levels)
+    return {n: lv * sparsity / reach if reach else 0.0 for n, lv in levels.items()}
+
+
+def by_sensitivity(scores: dict[str, torch.Tensor], sparsity: float, profile: dict | None = None,
+                   **_options) -> Masks:
+    """Per-layer fractions from a sensitivity profile; exactly round(sparsity * N) weights in all."""
+    if profile is None:
+        raise PrunelabError("the sensitivity method needs a profile: run 'prunelab sensitivity' and "
+                            "pass --sensitivity RUN/sensitivity.json")
+    sizes = {n: s.numel() for n, s in scores.items()}
+    ratios = sensitivity_ratios(profile, sizes, sparsity)
+    exact = {n: ratios[n] * sizes[n] for n in sizes}
+    counts = {n: min(math.floor(v), sizes[n]) for n, v in exact.items()}
+    short = n_pruned(sparsity, sum(sizes.values())) - sum(counts.values())
+    for n in sorted(exact, key=lambda n: counts[n] - exact[n])[:max(short, 0)]:  # largest remainders
+        counts[n] += 1
+    return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
+
+
+ALLOCATIONS = {"layerwise": layerwise, "global": global_, "sensitivity": by_sensitivity}
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:

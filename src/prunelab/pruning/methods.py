@@ -39,6 +39,8 @@ METHODS: dict[str, Method] = {
                "lowest |w| across all layers under one threshold"),
         Method("random", "random", "layerwise", True,
                "random weights, same fraction per layer (the control)"),
+        Method("sensitivity", "l1", "sensitivity", False,
+               "lowest |w| per layer, fractions from a sensitivity profile (--sensitivity)"),
     )
 }
 
@@ -51,7 +53,8 @@ def get_method(name: str) -> Method:
 
 
 def compute_masks(method: Method, weights: dict[str, torch.Tensor], sparsity: float, seed: int = 0,
-                  prior: Masks | None = None, layer_cap: float | None = None) -> Masks:
+                  prior: Masks | None = None, layer_cap: float | None = None,
+                  profile: dict | None = None) -> Masks:
     """Masks for pruning `weights` to `sparsity` with `method`; reads weights, never writes them.
 
     Args:
@@ -61,6 +64,7 @@ def compute_masks(method: Method, weights: dict[str, torch.Tensor], sparsity: fl
         seed: seeds the random criterion.
         prior: masks already in force; their pruned weights rank lowest and stay pruned.
         layer_cap: largest fraction any one layer may lose (global allocation only).
+        profile: per-layer sensitivity curves (sensitivity allocation only).
 
     Returns:
         bool masks keyed by parameter name, True = kept, shaped like each weight.
@@ -74,4 +78,4 @@ def compute_masks(method: Method, weights: dict[str, torch.Tensor], sparsity: fl
         if prior is not None and name in prior:
             s = s.masked_fill(~prior[name].to(s.device), float("-inf"))
         scores[name] = s
-    return grow(prior, allocate(scores, sparsity, layer_cap))
+    return grow(prior, allocate(scores, sparsity, layer_cap=layer_cap, profile=profile))
