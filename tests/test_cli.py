@@ -109,3 +109,19 @@ def test_report_without_results(monkeypatch, capsys, tmp_path):
 def test_usage_errors_exit_2(monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "sweep")
     assert code == 2 and "Missing argument" in err
+
+
+def test_sweep_writes_report_and_tensorboard(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    code, stdout, _ = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--levels", "0,0.5,0.9",
+                          "--methods", "global,global+ft", "--epochs", "1", "--out", out)
+    assert code == 0 and "report:" in stdout
+    assert (out / "report" / "report.md").exists() and (out / "report" / "pruning.gif").exists()
+    events = EventAccumulator(str(out / "tb")).Reload()
+    tags = events.Tags()["scalars"]
+    assert "sweep_top1/global/seed0" in tags
+    assert [e.step for e in events.Scalars("sweep_top1/global/seed0")] == [0, 500, 900]
+    assert any(t.startswith("retrain/global+ft/level0500/seed0/") for t in tags)
+    assert events.Tags()["images"] == ["sweep/accuracy_vs_sparsity"]

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import PrunelabError
+from .tblog import TensorBoard
 
 DEFAULT_LEVELS = "0:1:0.05"
 
@@ -105,14 +106,20 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
         bar.update(1)
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", test=f"{last.get('test_top1', 0):.1f}%")
 
+    board = TensorBoard(out)
+
     def on_epoch(record):
         last.update(record)
+        board.epoch(record)
         if not quiet:
             tqdm.write(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  "
                        f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%")
 
-    history = fit(model, data, mean, std, cfg, dev, state_dir=out, on_step=on_step, on_epoch=on_epoch)
-    bar.close()
+    try:
+        history = fit(model, data, mean, std, cfg, dev, state_dir=out, on_step=on_step, on_epoch=on_epoch)
+    finally:
+        bar.close()
+        board.close()
     meta = CheckpointMeta(model=model_name, num_classes=len(data.classes), in_channels=in_channels,
                           mean=tuple(mean), std=tuple(std), classes=data.classes, data=data.source,
                           epochs=cfg.epochs, top1=history.test_top1, recipe=asdict(cfg))
@@ -161,15 +168,22 @@ def run_sweep(cfg, out: Path, budget: float, quiet: bool = False):
     total = len(sweep.plan())
     bar = tqdm(total=total, initial=total - len(sweep.todo), desc="sweep", unit="point",
                disable=quiet, leave=False)
+    board = TensorBoard(out)
 
     def on_point(p):
+        board.point(p)
         bar.update(1)
         bar.set_postfix(method=p.method, level=f"{p.target_sparsity:.2f}", top1=f"{p.top1:.1f}%")
 
+    def on_train_epoch(method, level, seed, record):
+        board.epoch(record, prefix=f"retrain/{method}/level{round(1000 * level):04d}/seed{seed}")
+
+    sweep.on_train_epoch = on_train_epoch
     try:
         points = sweep.run(on_point)
     finally:
         bar.close()
+        board.close()
         sweep.store.close()
     dense, curves = split(points)
     return points, {m: answer(dense, curves[m], budget) for m in cfg.methods if m in curves}
@@ -285,8 +299,14 @@ def sensitivity(checkpoint, data, data_root, download, model_name, levels, prune
 
 def _write_report(run: Path, budget: float, gif: bool = True):
     from .report import write_report
+    from .results import Store
 
     rep = write_report(run, budget=budget, gif=gif)
+    store = Store.open(run)
+    board = TensorBoard(run)
+    board.curve(rep.files["plot_png"], store.points())
+    board.close()
+    store.close()
     click.echo(f"report: {rep.files['markdown']}")
     return rep
 

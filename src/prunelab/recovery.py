@@ -141,7 +141,7 @@ def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: fl
 
 
 def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,
-            device: torch.device, masks: Masks | None = None, pruner=None) -> None:
+            device: torch.device, masks: Masks | None = None, pruner=None, on_epoch=None) -> None:
     """Retrain in place with masks held (or grown by `pruner`); the sweep evaluates afterwards."""
     fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
-        evaluate_every=0)
+        evaluate_every=0, on_epoch=on_epoch)

@@ -166,6 +166,8 @@ class Sweep:
                   "prunable": self.prunable, "device": str(self.device)}
         self.store = Store.create(out, self.fingerprint, config)
         (Path(out) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        # Called as (method, level, seed, epoch record) after every retraining epoch.
+        self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
         done = self.store.keys()
         self.todo = [k for k in self.plan() if (k[0], level_key(k[1]), k[2]) not in done]
 
@@ -234,6 +236,11 @@ class Sweep:
             seconds=time.perf_counter() - start, layers=counts.per_layer, hits=ev.hits,
         )
 
+    def _epoch_hook(self, spec: str, level: float, seed: int):
+        if self.on_train_epoch is None:
+            return None
+        return lambda record: self.on_train_epoch(spec, level, seed, record)
+
     def _prune_and_recover(self, spec: str, level: float, seed: int) -> None:
         method, recovery = parse_method(spec)
         cfg, rc, data = self.cfg, self.cfg.recovery, self.data
@@ -243,7 +250,8 @@ class Sweep:
             steps = cfg.recovery.epochs * -(-len(data.train) // rc.batch_size)
             pruner, _ = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
                                        cfg.layer_cap, self.profile)
-            retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner)
+            retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner,
+                    on_epoch=self._epoch_hook(spec, level, seed))
             return
         if recovery.chained:
             prior = self._chain_start(spec, seed, level)
@@ -258,7 +266,8 @@ class Sweep:
         if recovery.name == "bn":
             recalibrate_bn(self.model, data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
         elif recovery.trains:
-            retrain(self.model, data, mean, std, rc, seed, self.device, masks=masks)
+            retrain(self.model, data, mean, std, rc, seed, self.device, masks=masks,
+                    on_epoch=self._epoch_hook(spec, level, seed))
         if recovery.chained:
             self._chain_save(spec, seed, level, masks)
 
