@@ -10,11 +10,17 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .errors import PrunelabError
 from .tblog import TensorBoard
 
 DEFAULT_LEVELS = "0:1:0.05"
+
+
+def say(*args, **kwargs) -> None:
+    """Print, once: under torchrun only the first process speaks."""
+    if distributed.is_main():
+        click.echo(*args, **kwargs)
 
 
 def _csv(kind):
@@ -58,7 +64,7 @@ def models(with_tv: bool):
 
     for name in model_names(include_torchvision=with_tv):
         info = model_info(name)
-        click.echo(f"{name:28s} classifier={info.classifier:14s} {info.description}")
+        say(f"{name:28s} classifier={info.classifier:14s} {info.description}")
 
 
 @cli.command()
@@ -67,12 +73,12 @@ def methods():
     from .pruning.methods import METHODS
     from .recovery import RECOVERIES
 
-    click.echo("methods:")
+    say("methods:")
     for m in METHODS.values():
-        click.echo(f"  {m.name:12s} {m.description}")
-    click.echo("recoveries (append with '+', e.g. global+iter):")
+        say(f"  {m.name:12s} {m.description}")
+    say("recoveries (append with '+', e.g. global+iter):")
     for r in RECOVERIES.values():
-        click.echo(f"  +{r.name:11s} {r.description}")
+        say(f"  +{r.name:11s} {r.description}")
 
 
 # ---------------------------------------------------------------- train
@@ -99,14 +105,17 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
     steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
+    quiet = quiet or not distributed.is_main()
     bar = tqdm(total=steps, desc=f"train {model_name}", unit="step", disable=quiet, leave=False)
     last = {}
 
     def on_step(epoch, i, loss):
         bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", test=f"{last.get('test_top1', 0):.1f}%")
+        if i % 25 == 0:  # reading the loss waits for the device: not every step
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}",
+                            test=f"{last.get('test_top1', 0):.1f}%")
 
-    board = TensorBoard(out)
+    board = TensorBoard(out, enabled=distributed.is_main())
 
     def on_epoch(record):
         last.update(record)
@@ -116,15 +125,17 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
                        f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%")
 
     try:
-        history = fit(model, data, mean, std, cfg, dev, state_dir=out, on_step=on_step, on_epoch=on_epoch)
+        history = fit(model, data, mean, std, cfg, dev, state_dir=out, distributed_data=True,
+                      on_step=on_step, on_epoch=on_epoch)
     finally:
         bar.close()
         board.close()
     meta = CheckpointMeta(model=model_name, num_classes=len(data.classes), in_channels=in_channels,
                           mean=tuple(mean), std=tuple(std), classes=data.classes, data=data.source,
                           epochs=cfg.epochs, top1=history.test_top1, recipe=asdict(cfg))
-    save_checkpoint(out, model.cpu(), meta)
-    (out / "history.json").write_text(json.dumps(history.epochs, indent=2) + "\n")
+    if distributed.is_main():
+        save_checkpoint(out, model.cpu(), meta)
+        (out / "history.json").write_text(json.dumps(history.epochs, indent=2) + "\n")
     return asdict(meta)
 
 
@@ -152,7 +163,7 @@ def train(model_name, data, data_root, download, epochs, lr, momentum, weight_de
     cfg = resolve(TrainConfig, config_file, epochs=epochs, lr=lr, momentum=momentum,
                   weight_decay=weight_decay, batch_size=batch_size, seed=seed, augment=augment)
     meta = run_train(model_name, data, data_root, download, Path(out), cfg, device)
-    click.echo(f"saved {model_name} ({meta['top1']:.2f}% test top-1 after {cfg.epochs} epochs) "
+    say(f"saved {model_name} ({meta['top1']:.2f}% test top-1 after {cfg.epochs} epochs) "
                f"to {Path(out) / 'model.safetensors'}")
 
 
@@ -165,10 +176,10 @@ def run_sweep(cfg, out: Path, budget: float, quiet: bool = False):
     from .sweep import Sweep
 
     sweep = Sweep(cfg, out)
-    total = len(sweep.plan())
+    total = len(sweep.mine(sweep.plan()))
     bar = tqdm(total=total, initial=total - len(sweep.todo), desc="sweep", unit="point",
-               disable=quiet, leave=False)
-    board = TensorBoard(out)
+               disable=quiet or not distributed.is_main(), leave=False)
+    board = TensorBoard(out, enabled=distributed.is_main())
 
     def on_point(p):
         board.point(p)
@@ -192,7 +203,7 @@ def run_sweep(cfg, out: Path, budget: float, quiet: bool = False):
 def echo_answers(answers) -> None:
     width = max((len(m) for m in answers), default=0)
     for a in answers.values():
-        click.echo(f"{a.method:{width}s} {100 * a.sparsity:5.1f}% of prunable weights can go "
+        say(f"{a.method:{width}s} {100 * a.sparsity:5.1f}% of prunable weights can go "
                    f"(95% CI {100 * a.ci_low:.0f}-{100 * a.ci_high:.0f}%): top-1 {a.top1:.2f}% "
                    f"vs dense {a.dense_top1:.2f}% (budget {a.budget:g} pt)")
 
@@ -244,7 +255,7 @@ def sweep(checkpoint, data, data_root, download, model_name, methods, levels, se
                                                bn_batches=bn_batches))
     _, answers = run_sweep(cfg, Path(out), budget)
     echo_answers(answers)
-    if report:
+    if report and distributed.is_main():
         _write_report(Path(out), budget)
 
 
@@ -289,9 +300,9 @@ def sensitivity(checkpoint, data, data_root, download, model_name, levels, prune
     files = sens.plot(profile, out)
     mean_top1 = {n: sum(acc for _, acc in curve) / len(curve) for n, curve in profile["layers"].items()}
     ranked = sorted(mean_top1, key=mean_top1.get)
-    click.echo("most sensitive (lowest mean top-1 over the levels): "
+    say("most sensitive (lowest mean top-1 over the levels): "
                + ", ".join(f"{n} ({mean_top1[n]:.1f}%)" for n in ranked[:3]))
-    click.echo(f"profile: {Path(out) / 'sensitivity.json'}; plot: {files[0]}")
+    say(f"profile: {Path(out) / 'sensitivity.json'}; plot: {files[0]}")
 
 
 # ---------------------------------------------------------------- report
@@ -307,7 +318,7 @@ def _write_report(run: Path, budget: float, gif: bool = True):
     board.curve(rep.files["plot_png"], store.points())
     board.close()
     store.close()
-    click.echo(f"report: {rep.files['markdown']}")
+    say(f"report: {rep.files['markdown']}")
     return rep
 
 
@@ -339,21 +350,22 @@ def demo(out, epochs):
     out = Path(out)
     model_dir = out / "model"
     if (model_dir / "model.safetensors").exists():
-        click.echo(f"using the model already trained in {model_dir}")
+        say(f"using the model already trained in {model_dir}")
     else:
         cfg = resolve(TrainConfig, epochs=epochs, lr=0.05, batch_size=64)
         meta = run_train("smallcnn", "digits", None, False, model_dir, cfg, "cpu")
-        click.echo(f"trained smallcnn on digits: {meta['top1']:.2f}% test top-1")
+        say(f"trained smallcnn on digits: {meta['top1']:.2f}% test top-1")
     cfg = resolve(SweepConfig, checkpoint=str(model_dir), data="digits", seeds=(0, 1, 2), device="cpu")
     _, answers = run_sweep(cfg, out, budget=1.0)
     echo_answers(answers)
     _write_report(out, 1.0)
-    click.echo(f"done in {time.perf_counter() - start:.0f} s")
+    say(f"done in {time.perf_counter() - start:.0f} s")
 
 
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:
+        distributed.init_from_env()
         cli.main(standalone_mode=False)
     except PrunelabError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -369,6 +381,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

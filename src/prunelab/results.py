@@ -92,7 +92,7 @@ class Store:
         folder = Path(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(folder / STORE_FILE)
+            conn = sqlite3.connect(folder / STORE_FILE, timeout=120)  # processes of one torchrun share it
             conn.executescript(_SCHEMA)
             conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:

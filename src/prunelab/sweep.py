@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import distributed
 from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize
 from .errors import PrunelabError
@@ -73,6 +74,7 @@ class SweepConfig:
 
 def pick_device(name: str) -> torch.device:
     """'auto' is CUDA when there is one, else the CPU."""
+    name = distributed.local_device(name)  # under torchrun each process takes its own GPU
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -164,12 +166,32 @@ class Sweep:
         }
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
                   "prunable": self.prunable, "device": str(self.device)}
-        self.store = Store.create(out, self.fingerprint, config)
-        (Path(out) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        # Under torchrun the first process creates the store; the others then open it.
+        if distributed.is_main():
+            self.store = Store.create(out, self.fingerprint, config)
+            (Path(out) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        distributed.barrier()
+        if not distributed.is_main():
+            self.store = Store.create(out, self.fingerprint, config)
         # Called as (method, level, seed, epoch record) after every retraining epoch.
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
         done = self.store.keys()
-        self.todo = [k for k in self.plan() if (k[0], level_key(k[1]), k[2]) not in done]
+        self.todo = [k for k in self.mine(self.plan()) if (k[0], level_key(k[1]), k[2]) not in done]
+
+    def mine(self, points: list[tuple[str, float, int]]) -> list[tuple[str, float, int]]:
+        """This process's share of `points` under torchrun: every point of an iterative chain
+        goes to one process (they depend on each other), other points round-robin."""
+        ranks, me = distributed.world_size(), distributed.rank()
+        chains: dict[tuple[str, int], int] = {}
+        out = []
+        for i, (spec, level, seed) in enumerate(points):
+            if spec != DENSE and parse_method(spec)[1].chained:
+                owner = chains.setdefault((spec, seed), len(chains)) % ranks
+            else:
+                owner = i % ranks
+            if owner == me:
+                out.append((spec, level, seed))
+        return out
 
     def plan(self) -> list[tuple[str, float, int]]:
         """(method, level, seed) of every point: the dense baseline first, then method x level x seed."""
@@ -279,4 +301,5 @@ class Sweep:
             if on_point is not None:
                 on_point(point)
         self.todo = []
+        distributed.barrier()  # under torchrun: every process's points are stored
         return self.store.points()

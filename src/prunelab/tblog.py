@@ -10,10 +10,10 @@ TB_DIR = "tb"
 class TensorBoard:
     """A thin writer; `tensorboard --logdir RUN/tb` shows what it wrote."""
 
-    def __init__(self, run: str | Path):
+    def __init__(self, run: str | Path, enabled: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(run) / TB_DIR))
+        self.writer = SummaryWriter(log_dir=str(Path(run) / TB_DIR)) if enabled else _Silent()
 
     def epoch(self, record: dict, prefix: str = "train") -> None:
         """Scalars of one training epoch (loss, top-1, test top-1, lr), stepped by epoch."""
@@ -43,3 +43,10 @@ class TensorBoard:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class _Silent:
+    """Stands in for the writer where a process must not write (the other ranks of a torchrun)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None

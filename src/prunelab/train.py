@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .data import Dataset, normalize
 from .errors import PrunelabError
 from .metrics import evaluate
@@ -37,7 +38,7 @@ class TrainConfig:
     augment: bool = True  # random crop with padding (+ flip where the data allows it)
     clip_grad: float | None = None  # max global L2 norm of the gradient, None = no clipping
     amp: bool = True  # bf16 autocast, on CUDA only
-    channels_last: bool = True  # memory format, on CUDA only
+    channels_last: bool = True  # NHWC memory format (faster convolutions on GPU and on this CPU)
     compile: bool = False  # torch.compile the model
     seed: int = 0
 
@@ -118,8 +119,8 @@ def _save_state(folder: Path, state: dict) -> None:
 
 def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
         masks: Masks | None = None, pruner: Callable[[int, nn.Module], Masks | None] | None = None,
-        state_dir: str | Path | None = None, evaluate_every: int = 1,
-        on_step: Callable[[int, int, float], None] | None = None,
+        state_dir: str | Path | None = None, evaluate_every: int = 1, distributed_data: bool = False,
+        on_step: Callable[[int, int, torch.Tensor], None] | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> History:
     """Train `model` in place on `data.train`, evaluating on `data.test`.
 
@@ -137,7 +138,11 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
             saved there after every epoch, and a state saved under the same recipe is resumed.
         evaluate_every: evaluate on the test split every this many epochs and after the last
             (0: never; the caller evaluates).
-        on_step: called with (epoch, step in epoch, loss) after each step.
+        distributed_data: under torchrun, train one model with PyTorch DDP: every process takes
+            its share of each batch (the batch size stays global) and gradients are averaged;
+            only the first process saves the training state.
+        on_step: called with (epoch, step in epoch, loss tensor) after each step; reading the
+            loss (`.item()`) waits for the device, so callers should do it sparingly.
         on_epoch: called with the epoch's record.
 
     Returns:
@@ -147,7 +152,7 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
     torch.manual_seed(cfg.seed)
     cuda = device.type == "cuda"
     model.to(device)
-    if cuda and cfg.channels_last:
+    if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
@@ -167,11 +172,17 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
     if masks is not None:
         apply_masks(model, masks)
     step_model = torch.compile(model) if cfg.compile else model
+    ddp = distributed_data and distributed.world_size() > 1
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if cuda else None)
+    share, shares = (distributed.rank(), distributed.world_size()) if ddp else (0, 1)
 
     x_train, y_train = data.train.x.to(device), data.train.y.to(device)
     x_test = normalize(data.test.x, mean, std).to(device)
     y_test = data.test.y.to(device)
-    if cuda and cfg.channels_last:
+    if cfg.channels_last:
         x_test = x_test.contiguous(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp
@@ -190,12 +201,12 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
                 if new is not None:
                     masks = new
                     apply_masks(model, masks)
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size][share::shares]
             xb = x_train[idx]
             if cfg.augment:
                 xb = augment(xb, data.pad, data.flip, gen)
             xb, yb = normalize(xb, mean, std), y_train[idx]
-            if cuda and cfg.channels_last:
+            if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             lr = lr_at(step, steps_per_epoch, cfg)
             for group in opt.param_groups:
@@ -214,14 +225,14 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
             loss_sum += loss.detach() * len(yb)
             right += (logits.argmax(1) == yb).sum()
             if on_step is not None:
-                on_step(epoch, i, loss.item())
+                on_step(epoch, i, loss.detach())
         record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
                   "train_top1": 100.0 * float(right) / seen, "lr": lr}
         if evaluate_every and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs):
             ev = evaluate(model, x_test, y_test)
             record.update(test_top1=ev.top1, test_loss=ev.loss)
         history.epochs.append(record)
-        if folder is not None:
+        if folder is not None and distributed.is_main():
             _save_state(folder, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "generator": gen.get_state(), "masks": masks, "epoch": epoch + 1,
                                  "history": history.epochs, "config": asdict(cfg)})

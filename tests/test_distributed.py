@@ -1,0 +1,42 @@
+"""torchrun on the CPU with two gloo processes: DDP training saves one checkpoint; a sweep spreads its
+points over the processes and writes one store, equal to a single-process sweep."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from prunelab.checkpoint import load_checkpoint
+from prunelab.results import Store
+from prunelab.sweep import Sweep, SweepConfig
+
+
+def torchrun(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "prunelab", *map(str, args)]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"torchrun failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def test_ddp_training_saves_one_checkpoint(tmp_path):
+    out = torchrun("train", "--model", "smallcnn", "--data", "digits", "--epochs", "1", "--batch-size", "64",
+                   "--out", tmp_path / "m", cwd=tmp_path)
+    assert out.count("saved smallcnn") == 1  # only the first process speaks
+    model, meta = load_checkpoint(tmp_path / "m")
+    assert meta.epochs == 1 and meta.top1 > 20  # one epoch on digits learns something
+    assert len(list((tmp_path / "m" / "tb").iterdir())) == 1
+
+
+def test_sweep_over_two_processes_equals_one(digits_checkpoint, tmp_path):
+    args = ["--levels", "0,0.3,0.6,0.9", "--methods", "layerwise,global,random", "--seeds", "0,1"]
+    torchrun("sweep", digits_checkpoint, *args, "--out", tmp_path / "two", "--no-report", cwd=tmp_path)
+    cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", levels=(0.0, 0.3, 0.6, 0.9),
+                      seeds=(0, 1), device="cpu")
+    single = {p.key: (p.correct, p.nonzero_params) for p in Sweep(cfg, tmp_path / "one").run()}
+    store = Store.open(tmp_path / "two")
+    spread = {p.key: (p.correct, p.nonzero_params) for p in store.points()}
+    assert spread == single
