@@ -107,3 +107,18 @@ def test_pretrained_resnet20_loads_through_prunelab():
     model, meta = load_checkpoint(RESNET20, "resnet20")
     assert meta.num_classes == 10 and meta.in_channels == 3
     assert n_params(model) == 269_722
+
+
+SUBSET = SHARED / "data" / "cifar10" / "cifar10_subset.npz"
+
+
+@pytest.mark.skipif(not (RESNET20.exists() and SUBSET.exists()), reason="../shared data or models absent")
+def test_pretrained_resnet20_scores_932_of_1017():
+    """The published ResNet-20 through prunelab's own loading path: 91.6% on the byte-exact subset."""
+    from prunelab.data import load_dataset, normalize
+    from prunelab.metrics import evaluate
+
+    model, meta = load_checkpoint(RESNET20, "resnet20")
+    test = load_dataset(SUBSET).test
+    ev = evaluate(model, normalize(test.x, meta.mean, meta.std), test.y)
+    assert (ev.correct, ev.n) == (932, 1017)
