@@ -73,7 +73,7 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(
-    spec: str,
+    spec: str | os.PathLike,
     root: str | os.PathLike | None = None,
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
@@ -95,6 +95,7 @@ def load_dataset(
     Raises:
         PrunelabError: unknown name, missing or invalid file, data not found or not downloadable.
     """
+    spec = os.fspath(spec)
     loader = _LOADERS.get(spec)
     if loader is not None:
         return loader(root, download)
