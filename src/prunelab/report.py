@@ -167,7 +167,7 @@ def _write_csv(path: Path, points: list[Point]) -> None:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for p in points:
-            writer.writerow([getattr(p, name) for name in CSV_FIELDS])
+            writer.writerow(["" if getattr(p, name) is None else getattr(p, name) for name in CSV_FIELDS])
 
 
 # ---------------------------------------------------------------- plots
