@@ -211,3 +211,18 @@ def test_cli_export_untraceable_model_names_the_layer(monkeypatch, capsys, tmp_p
     code, _, err = run(monkeypatch, capsys, "export", "--checkpoint", tmp_path / "ck", "--method",
                        "channels-global", "--level", 0.5, "--format", "structured", "--out", tmp_path / "m")
     assert_user_error(code, err, "layer 'scale'", "cannot trace")
+
+
+def test_report_shows_savings_labelled(savings_run, tmp_path):
+    from PIL import Image
+
+    from prunelab.report import write_report
+
+    out, _ = savings_run
+    rep = write_report(out, budget=100.0, n_boot=0, out=tmp_path / "rep", gif=False)  # every answer at 50%
+    with Image.open(rep.files["savings_png"]) as png:
+        png.verify()
+    text = rep.files["markdown"].read_text()
+    assert "What the pruned models really save" in text
+    for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]"):
+        assert label in text

@@ -51,6 +51,7 @@ def parse_levels(text: str) -> tuple[float, ...]:
 
 
 CLASSIC_LEVELS = parse_levels("0:1:0.05")
+LATENCY_RUNS = ((1, 5, 30), (64, 2, 7))  # (batch, warm-up forwards, timed forwards): medians of 30 and 7
 
 
 @dataclass(frozen=True)
@@ -267,8 +268,8 @@ class Sweep:
                 file_bytes = save_sparse(Path(tmp) / "model.sparse", model, self.ref)
         timing = {}
         if cfg.latency:
-            for batch in (1, 64):
-                t = latency(model, self.input_shape, batch, cfg.threads)
+            for batch, warmup, repeats in LATENCY_RUNS:
+                t = latency(model, self.input_shape, batch, cfg.threads, warmup, repeats)
                 timing[f"latency_b{batch}"] = t.median
             timing["latency_threads"] = t.threads
         if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
