@@ -285,7 +285,8 @@ def export(run, checkpoint, model_name, method, level, seed, fmt, out, input_siz
         line += (f"; floor {done.floor.global_:,.0f} bytes (theory: nonzeros x value bits + mask entropy), "
                  f"file/floor {done.bytes / done.floor.global_:.2f}")
     if pruned.structured is not None:
-        line += f"; removed {100 * pruned.structured.achieved:.1f}% of prunable weights"
+        line += (f"; removed {100 * pruned.structured.achieved:.1f}% of prunable weights "
+                 f"(requested {100 * level:.1f}%)")
     check = "onnxruntime vs PyTorch" if fmt == "onnx" else "reloaded vs pruned model"
     exact = " (bit-exact)" if done.max_abs_diff == 0 else ""
     click.echo(f"{line}; {check}: max |logit diff| {done.max_abs_diff:.3g}{exact}")

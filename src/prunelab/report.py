@@ -459,12 +459,15 @@ def _savings_table(data: _Run) -> list[str]:
         return "| " + " | ".join(cells) + " |"
 
     rows.append(row("dense", [dense]))
-    for m, a in data.answers.items():
-        rows.append(row(f"{m} at {_pct(a.sparsity)}", data.at(m, a.sparsity)))
+    for m, curve in data.curves.items():
+        for level in curve.levels:
+            group = data.at(m, float(level))
+            star = " (answer)" if level_key(data.answers[m].sparsity) == level_key(level) else ""
+            rows.append(row(f"{m} at {_pct(level)}{star}", group))
     threads = f" with {dense.latency_threads} CPU thread(s)" if latency else ""
-    return ["At each method's answer. MACs as run are counted by torch's FlopCounterMode on the model "
-            "that actually runs (dense kernels multiply the zeros of a mask too); effective MACs are "
-            "theory: each layer's MACs scaled by its weight density, a saving only a sparse kernel "
+    return ["Every swept point (seeds averaged). MACs as run are counted by torch's FlopCounterMode on "
+            "the model that actually runs (dense kernels multiply the zeros of a mask too); effective "
+            "MACs are theory: each layer's MACs scaled by its weight density, a saving only a sparse kernel "
             "could collect. Channel methods run a physically smaller model, so the two agree. Files are "
             "the exported model on disk (sparse: bitmask + nonzero values, compressed; structured: "
             f"safetensors + spec). Latency: median of repeated forwards after warm-up{threads}.",
