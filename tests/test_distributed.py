@@ -23,11 +23,11 @@ def torchrun(*args, cwd):
 
 
 def test_ddp_training_saves_one_checkpoint(tmp_path):
-    out = torchrun("train", "--model", "smallcnn", "--data", "digits", "--epochs", "1", "--batch-size", "64",
-                   "--out", tmp_path / "m", cwd=tmp_path)
+    out = torchrun("train", "--model", "smallcnn", "--data", "digits", "--epochs", "2", "--lr", "0.05",
+                   "--batch-size", "64", "--out", tmp_path / "m", cwd=tmp_path)
     assert out.count("saved smallcnn") == 1  # only the first process speaks
     model, meta = load_checkpoint(tmp_path / "m")
-    assert meta.epochs == 1 and meta.top1 > 20  # one epoch on digits learns something
+    assert meta.epochs == 2 and meta.top1 > 50  # two epochs on digits learn (chance is 10%)
     assert len(list((tmp_path / "m" / "tb").iterdir())) == 1
 
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from prunelab.errors import PrunelabError
 from prunelab.pruning.schedules import cubic, geometric, rounds_to
 from prunelab.recovery import RecoveryConfig, parse_method
-from prunelab.sweep import Sweep, SweepConfig
+from prunelab.sweep import Sweep, SweepConfig, prune_model
 
 LEVELS = (0.5, 0.8, 0.9)
 FAST = RecoveryConfig(epochs=1, lr=0.01, batch_size=128, bn_batches=4, gradual_every=2)
@@ -69,7 +69,8 @@ def test_gradual_reaches_its_level_exactly(digits_checkpoint, tmp_path):
 def test_bn_recalibration_changes_statistics_not_weights(digits_checkpoint, tmp_path):
     sweep = Sweep(config(digits_checkpoint, ("global", "global+bn")), tmp_path)
     plain = sweep.point("global", 0.8, 0)
-    weights_plain = {k: v.clone() for k, v in sweep.model.state_dict().items()}
+    one_shot = prune_model(sweep.model, sweep.info, "global", 0.8, 0, sweep.x[:1]).model
+    weights_plain = {k: v.clone() for k, v in one_shot.state_dict().items()}
     recal = sweep.point("global+bn", 0.8, 0)
     state = sweep.model.state_dict()
     for k, v in weights_plain.items():

@@ -121,6 +121,9 @@ def test_csv_has_one_row_per_point_with_the_stored_values(built):
                  and p.target_sparsity == float(values["target_sparsity"]))
         seen.add(p.key)
         for name in CSV_FIELDS[1:]:
+            if getattr(p, name) is None:  # savings not measured: an empty cell
+                assert values[name] == "", name
+                continue
             assert type(getattr(p, name))(values[name]) == getattr(p, name), name
     assert seen == set(stored)
 

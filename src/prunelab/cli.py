@@ -212,8 +212,10 @@ def echo_answers(answers) -> None:
 @click.argument("checkpoint", type=click.Path())
 @data_options
 @click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
-@click.option("--methods", help="Comma list of '<method>[+<recovery>]', e.g. global,global+iter "
-                               "(see 'prunelab methods') [default: layerwise,global,random].")
+@click.option("--methods", help="Comma list of '<method>[+<recovery>]': layerwise, global, random, "
+                               "sensitivity, nm-2:4, channels-layerwise, channels-global, each with an "
+                               "optional +bn/+ft/+iter/+gradual (see 'prunelab methods') "
+                               "[default: layerwise,global,random].")
 @click.option("--levels", help=f"Sparsity levels, 'start:stop:step' or a list [default: {DEFAULT_LEVELS}].")
 @click.option("--seeds", help="Comma list of seeds for stochastic methods [default: 0].")
 @click.option("--prune-classifier", is_flag=True, default=None,
@@ -221,6 +223,10 @@ def echo_answers(answers) -> None:
 @click.option("--layer-cap", type=float, help="global: largest fraction any one layer may lose.")
 @click.option("--sensitivity", "sensitivity", type=click.Path(),
               help="Profile for the sensitivity method: a 'prunelab sensitivity' run folder.")
+@click.option("--round-to", type=int, help="Channel methods: keep channel counts at multiples of this.")
+@click.option("--latency/--no-latency", default=None,
+              help="Also measure latency at batch 1 and 64 for every point [default: off].")
+@click.option("--threads", type=int, help="CPU threads for --latency [default: 1].")
 @click.option("--budget", type=float, default=1.0, show_default=True,
               help="Accuracy budget in top-1 points for the answer.")
 @click.option("--batch-size", type=int, help="Evaluation batch size [default: 500].")
@@ -240,8 +246,8 @@ def echo_answers(answers) -> None:
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the report when the sweep is done.")
 def sweep(checkpoint, data, data_root, download, model_name, methods, levels, seeds, prune_classifier,
-          layer_cap, sensitivity, budget, batch_size, epochs, retrain, lr, rewind_epoch, train_batch_size,
-          bn_batches, device, config_file, out, report):
+          layer_cap, sensitivity, round_to, latency, threads, budget, batch_size, epochs, retrain, lr,
+          rewind_epoch, train_batch_size, bn_batches, device, config_file, out, report):
     """Prune a trained model at every level with every method, measure, store and answer."""
     from .config import resolve
     from .sweep import SweepConfig, parse_levels
@@ -250,7 +256,8 @@ def sweep(checkpoint, data, data_root, download, model_name, methods, levels, se
                   data_root=data_root, download=download or None, methods=_csv(str)(methods),
                   levels=parse_levels(levels) if levels else None, seeds=_csv(int)(seeds),
                   prune_classifier=prune_classifier, layer_cap=layer_cap, sensitivity=sensitivity,
-                  batch_size=batch_size, device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
+                  round_to=round_to, latency=latency, threads=threads, batch_size=batch_size,
+                  device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
                                                rewind_epoch=rewind_epoch, batch_size=train_batch_size,
                                                bn_batches=bn_batches))
     _, answers = run_sweep(cfg, Path(out), budget)
@@ -331,6 +338,66 @@ def report(run, budget, gif):
     """Write results.csv, report.md, plots and the animation from a run's stored results."""
     rep = _write_report(Path(run), budget, gif)
     echo_answers(rep.answers)
+
+
+# ---------------------------------------------------------------- export
+
+
+@cli.command()
+@click.argument("run", required=False, type=click.Path(file_okay=False))
+@click.option("--checkpoint", type=click.Path(), help="Prune this checkpoint instead of a swept RUN's.")
+@click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
+@click.option("--method", required=True, help="The method, e.g. global, nm-2:4, channels-layerwise; "
+                                               "'dense' for none.")
+@click.option("--level", type=float, required=True, help="Sparsity level (RUN: one that was swept).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of stochastic methods.")
+@click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured or onnx.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write.")
+@click.option("--input-size", type=int, default=32, show_default=True,
+              help="--checkpoint: image height = width for tracing and ONNX.")
+@click.option("--layer-cap", type=float, help="--checkpoint: largest fraction one layer may lose.")
+@click.option("--round-to", type=int, help="--checkpoint, channel methods: channel multiples.")
+def export(run, checkpoint, model_name, method, level, seed, fmt, out, input_size, layer_cap, round_to):
+    """Write a pruned model so its savings are real: compact sparse, structured or ONNX.
+
+    RUN is a sweep's folder; the level must be one it swept. Or pass --checkpoint to prune a
+    checkpoint directly. The file is reloaded and its outputs compared with the pruned model.
+    """
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .export import ModelRef, check_format, export_model
+    from .models import model_info
+    from .pruning.masks import check_sparsity
+    from .pruning.methods import CHANNELS, get_method
+    from .results import DENSE
+    from .sweep import point_model, prune_model
+
+    if (run is None) == (checkpoint is None):
+        raise PrunelabError("pass either a RUN folder or --checkpoint, not both or neither")
+    channels = method != DENSE and get_method(method).kind == CHANNELS
+    check_format(fmt, channels)
+    check_sparsity(level, "--level")
+    if run is not None:
+        pruned, info, ref, shape = point_model(run, method, level, seed)
+    else:
+        model, meta = load_checkpoint(checkpoint, model_name)
+        info = model_info(meta.model)
+        shape = (meta.in_channels, input_size, input_size)
+        pruned = prune_model(model, info, method, level, seed, torch.zeros((1, *shape)),
+                             layer_cap=layer_cap, round_to=round_to)
+        ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+    done = export_model(pruned.model, info, ref, fmt, out, shape, channels)
+    line = f"wrote {done.path} ({fmt}, {done.bytes:,} bytes, measured)"
+    if done.floor is not None:
+        line += (f"; floor {done.floor.global_:,.0f} bytes (theory: nonzeros x value bits + mask entropy), "
+                 f"file/floor {done.bytes / done.floor.global_:.2f}")
+    if pruned.structured is not None:
+        line += (f"; removed {100 * pruned.structured.achieved:.1f}% of prunable weights "
+                 f"(requested {100 * level:.1f}%)")
+    check = "onnxruntime vs PyTorch" if fmt == "onnx" else "reloaded vs pruned model"
+    exact = " (bit-exact)" if done.max_abs_diff == 0 else ""
+    click.echo(f"{line}; {check}: max |logit diff| {done.max_abs_diff:.3g}{exact}")
 
 
 # ---------------------------------------------------------------- demo

@@ -103,3 +103,126 @@ def sparse_bytes(model: nn.Module, counts: Counts) -> int:
     masked = sum((n + 7) // 8 + (n - z) * itemsize[name] for name, (z, n) in counts.per_layer.items())
     rest = sum(t.numel() * t.element_size() for k, t in state.items() if k not in counts.per_layer)
     return masked + rest
+
+
+# ---------------------------------------------------------------- MACs (counted) and latency (measured)
+
+
+@dataclass(frozen=True)
+class Macs:
+    """Multiply-accumulates of one forward pass of one image, counted by
+    `torch.utils.flop_counter.FlopCounterMode` (MACs = FLOPs / 2; convolutions and matrix
+    products only: batch norm, activations, pooling and adds are not counted).
+
+    Attributes:
+        total: MACs of the model as it runs (dense kernels: zeros in weights are multiplied too).
+        per_layer: module name -> MACs, for every conv and linear.
+    """
+
+    total: int
+    per_layer: dict[str, int]
+
+    def effective(self, density: dict[str, float]) -> float:
+        """Theory, not a measurement: MACs if each layer skipped its zero weights, i.e. each
+        layer's MACs scaled by the fraction of its weights that are nonzero (`density`, by
+        module name; layers not listed stay dense). No dense kernel runs faster for it."""
+        return self.total - sum(m * (1.0 - density.get(name, 1.0)) for name, m in self.per_layer.items())
+
+
+@torch.no_grad()
+def macs(model: nn.Module, input_shape: tuple[int, ...]) -> Macs:
+    """Count the MACs of `model` on one input of `input_shape` (C, H, W), on the model's device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.zeros((1, *input_shape), device=device)
+    kinds = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
+    layers = {m: name for name, m in model.named_modules() if isinstance(m, kinds)}
+    per_layer: dict[str, int] = {}
+    counter = FlopCounterMode(display=False)
+    start: list[int] = []
+
+    def enter(module, args):
+        start.append(counter.get_total_flops())
+
+    def hook(module, args, out):
+        # The layer's own count: the counter's running total before and after it.
+        name = layers[module]
+        per_layer[name] = per_layer.get(name, 0) + (counter.get_total_flops() - start.pop()) // 2
+
+    pre = [m.register_forward_pre_hook(enter) for m in layers]
+    post = [m.register_forward_hook(hook) for m in layers]
+    try:
+        with counter:
+            model(x)
+    finally:
+        for h in pre + post:
+            h.remove()
+        model.train(was_training)
+    return Macs(counter.get_total_flops() // 2, per_layer)
+
+
+def weight_density(counts: Counts) -> dict[str, float]:
+    """Module name -> fraction of its weight that is nonzero, for the prunable layers of `counts`."""
+    return {name.removesuffix(".weight"): 1.0 - z / n for name, (z, n) in counts.per_layer.items() if n}
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock time of a forward pass, measured: median over repeats after warm-up.
+
+    Attributes:
+        median: seconds per forward of `batch` images.
+        iqr: interquartile range of the repeats, seconds.
+        batch: images per forward.
+        threads: `torch.get_num_threads()` during the measurement.
+        repeats: timed forwards.
+    """
+
+    median: float
+    iqr: float
+    batch: int
+    threads: int
+    repeats: int
+
+
+@torch.inference_mode()
+def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1, threads: int | None = None,
+            warmup: int = 5, repeats: int = 30) -> Latency:
+    """Measure the forward latency of `model` (eval mode) on random inputs, on its device.
+
+    Args:
+        model: the network; switched to eval mode.
+        input_shape: (C, H, W) of one image.
+        batch: images per forward.
+        threads: intra-op CPU threads during the measurement (restored after); None keeps the
+            current setting.
+        warmup: untimed forwards first (allocator, kernel selection, caches).
+        repeats: timed forwards; the median is reported.
+    """
+    import time
+
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.randn((batch, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        times = []
+        for i in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    q1, med, q3 = np.percentile(times, [25, 50, 75])
+    return Latency(float(med), float(q3 - q1), batch, used, repeats)

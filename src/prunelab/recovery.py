@@ -11,7 +11,7 @@ from torch import nn
 from .data import Dataset, normalize
 from .errors import PrunelabError, unknown
 from .pruning.masks import Masks
-from .pruning.methods import Method, compute_masks, get_method
+from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method
 from .pruning.schedules import cubic
 from .train import TrainConfig, fit
 
@@ -76,7 +76,14 @@ def parse_method(spec: str) -> tuple[Method, Recovery]:
     method = get_method(name)
     if recovery and recovery not in RECOVERIES:
         raise unknown("recovery", recovery, RECOVERIES)
-    return method, RECOVERIES[recovery or "none"]
+    rec = RECOVERIES[recovery or "none"]
+    if rec.name != "none" and method.kind == CHANNELS:
+        raise PrunelabError(f"'{spec}': recovery after channel pruning is not in prunelab yet; "
+                            f"sweep '{name}' one-shot (bench/ has a fine-tuning script for it)")
+    if rec.name in ("iter", "gradual") and method.kind == NM:
+        raise PrunelabError(f"'{spec}': N:M has one fixed sparsity, so it has no schedule; use "
+                            f"'{name}+ft' or '{name}+bn'")
+    return method, rec
 
 
 def train_config(rc: RecoveryConfig, seed: int) -> TrainConfig:

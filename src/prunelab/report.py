@@ -17,6 +17,7 @@ from .results import CSV_FIELDS, DENSE, Point, Store, level_key
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "report.md"
 PLOT_FILE = "accuracy_vs_sparsity"  # .png and .svg
+SAVINGS_FILE = "accuracy_vs_savings"  # .png and .svg, when the points carry savings
 GIF_FILE = "pruning.gif"
 GIF_METHOD = "global"  # the GIF shows this method's layers when it was swept, else the first method
 
@@ -27,7 +28,8 @@ class Report:
 
     Attributes:
         folder: where the files are.
-        files: "csv", "markdown", "plot_png", "plot_svg" and (unless skipped) "gif" -> path.
+        files: "csv", "markdown", "plot_png", "plot_svg", (unless skipped) "gif", and when the
+            points carry savings "savings_png", "savings_svg" -> path.
         answers: method -> its answer (largest sparsity within the budget, with bootstrap interval).
     """
 
@@ -110,6 +112,10 @@ def write_report(run: str | os.PathLike, budget: float = 1.0, n_boot: int = 2000
         files["gif"] = folder / GIF_FILE
     _write_csv(files["csv"], data.points)
     _write_plot(files["plot_png"], files["plot_svg"], data)
+    if _has_savings(data):
+        files["savings_png"] = folder / f"{SAVINGS_FILE}.png"
+        files["savings_svg"] = folder / f"{SAVINGS_FILE}.svg"
+        _write_savings_plot(files["savings_png"], files["savings_svg"], data)
     if gif:
         _write_gif(files["gif"], data)
     files["markdown"].write_text(_markdown(data, files), encoding="utf-8")
@@ -167,7 +173,7 @@ def _write_csv(path: Path, points: list[Point]) -> None:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for p in points:
-            writer.writerow([getattr(p, name) for name in CSV_FIELDS])
+            writer.writerow(["" if getattr(p, name) is None else getattr(p, name) for name in CSV_FIELDS])
 
 
 # ---------------------------------------------------------------- plots
@@ -226,6 +232,66 @@ def _write_plot(png: Path, svg: Path, data: _Run) -> None:
               title="bar under ★ = 95% interval", title_fontsize=8)
     fig.savefig(png, dpi=120)
     fig.savefig(svg, metadata={"Date": None})  # no timestamp: same results, same file
+
+
+def _has_savings(data: _Run) -> bool:
+    return data.dense.macs is not None
+
+
+def _mean(points: list[Point], field: str) -> float | None:
+    values = [getattr(p, field) for p in points]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def _savings_series(data: _Run, method: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x = mean of `field`, top-1) over a method's levels, from the dense model on; levels
+    missing the field are left out."""
+    xs, ys = [], []
+    levels = [0.0] + [float(s) for s in data.curves[method].levels if level_key(s) != 0]
+    for level in levels:
+        group = data.at(method, level)
+        x = _mean(group, field)
+        if x is not None:
+            xs.append(x)
+            ys.append(float(np.mean([p.top1 for p in group])))
+    return np.array(xs), np.array(ys)
+
+
+def _write_savings_plot(png: Path, svg: Path, data: _Run) -> None:
+    """Top-1 against what the user gets: sparsity, MACs, latency and file size, each labelled."""
+    from matplotlib.figure import Figure
+
+    latency = data.dense.latency_b1 is not None
+    panels = [("sparsity", "sparsity (% of prunable weights removed, measured)", 100.0),
+              ("macs", "MACs per image, millions (counted as run; dashed: effective, theory)", 1e-6),
+              ("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20)]
+    if latency:
+        threads = data.dense.latency_threads
+        panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {threads} thread"
+                                        f"{'s' if threads != 1 else ''})", 1e3))
+    fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True)
+    for ax, (field, label, scale) in zip(axes, panels, strict=True):
+        ax.axhline(data.dense.top1, color="0.25", ls="--", lw=1)
+        for method in data.curves:
+            x, y = _savings_series(data, method, field)
+            if len(x):
+                ax.plot(x * scale, y, "-o", ms=3.5, lw=1.4, color=data.color(method), label=method)
+            if field == "macs":
+                xe, ye = _savings_series(data, method, "effective_macs")
+                if len(xe) and not np.allclose(xe, x):
+                    ax.plot(xe * scale, ye, "--", lw=1.1, color=data.color(method), alpha=0.8)
+        ax.set_xlabel(label, fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+        if field != "sparsity":
+            ax.invert_xaxis()  # savings grow to the right, as sparsity does
+    axes[0].set_ylabel("top-1 accuracy (%)")
+    axes[0].set_ylim(*_limits(data))
+    axes[-1].legend(loc="lower left", fontsize=8, frameon=False)
+    fig.suptitle(f"{data.model}: accuracy against what is saved ({data.n_images:,} test images; dashed "
+                 f"line: dense {data.dense.top1:.1f}%)", fontsize=11)
+    fig.savefig(png, dpi=110)
+    fig.savefig(svg, metadata={"Date": None})
 
 
 def _short(name: str, width: int = 22) -> str:
@@ -361,11 +427,51 @@ def _markdown(data: _Run, files: dict[str, Path]) -> str:
                   f"accuracy curves drawn up to the current level.", "",
                   f"![weights vanishing layer by layer]({files['gif'].name})"]
 
+    if "savings_png" in files:
+        lines += ["", "## What the pruned models really save", "",
+                  f"![top-1 against MACs, latency and file size]({files['savings_png'].name}) "
+                  f"([SVG]({files['savings_svg'].name}))", "", *_savings_table(data)]
     lines += ["", "## Per-layer sparsity at each answer", "", *_layer_table(data)]
     lines += ["", "## Top-1 at every level", "", *_accuracy_table(data)]
     lines += ["", "## Sizes at each answer", "", *_size_table(data)]
     lines += ["", "## Run", "", *_facts(data)]
     return "\n".join(lines) + "\n"
+
+
+def _savings_table(data: _Run) -> list[str]:
+    dense = data.dense
+    latency = dense.latency_b1 is not None
+    head = ("| model | top-1 | MACs (counted, as run) | effective MACs (theory) | parameters | "
+            "file (measured) |" + (" latency b1 (measured) | latency b64 (measured) |" if latency else ""))
+    rows = [head, "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if latency else "")]
+
+    def row(label: str, group: list[Point]) -> str:
+        m, e = _mean(group, "macs"), _mean(group, "effective_macs")
+        f, params = _mean(group, "file_bytes"), float(np.mean([p.total_params for p in group]))
+        cells = [label, f"{np.mean([p.top1 for p in group]):.1f}%",
+                 f"{m / 1e6:,.1f} M ({dense.macs / m:.2f}x fewer)" if m else "–",
+                 f"{e / 1e6:,.1f} M ({dense.macs / e:.2f}x fewer)" if e else "–",
+                 f"{params:,.0f}", f"{_bytes(f)} [{group[0].file_format}]" if f else "–"]
+        if latency:
+            for field, base in (("latency_b1", dense.latency_b1), ("latency_b64", dense.latency_b64)):
+                t = _mean(group, field)
+                cells.append(f"{1e3 * t:,.2f} ms ({base / t:.2f}x faster)" if t else "–")
+        return "| " + " | ".join(cells) + " |"
+
+    rows.append(row("dense", [dense]))
+    for m, curve in data.curves.items():
+        for level in curve.levels:
+            group = data.at(m, float(level))
+            star = " (answer)" if level_key(data.answers[m].sparsity) == level_key(level) else ""
+            rows.append(row(f"{m} at {_pct(level)}{star}", group))
+    threads = f" with {dense.latency_threads} CPU thread(s)" if latency else ""
+    return ["Every swept point (seeds averaged). MACs as run are counted by torch's FlopCounterMode on "
+            "the model that actually runs (dense kernels multiply the zeros of a mask too); effective "
+            "MACs are theory: each layer's MACs scaled by its weight density, a saving only a sparse kernel "
+            "could collect. Channel methods run a physically smaller model, so the two agree. Files are "
+            "the exported model on disk (sparse: bitmask + nonzero values, compressed; structured: "
+            f"safetensors + spec). Latency: median of repeated forwards after warm-up{threads}.",
+            "", *rows]
 
 
 def _layer_table(data: _Run) -> list[str]:

@@ -27,8 +27,18 @@ def level_key(level: float) -> int:
 class Point:
     """One evaluated (method, target sparsity, seed): what `results.csv` has a row for.
 
-    Sparsity is always the fraction of prunable weights that are zero: `target_sparsity` was
-    asked for, `sparsity` was counted. Accuracies in percent, loss in nats, sizes in bytes.
+    Sparsity is always the fraction of prunable weights that are zero (for channel methods:
+    physically removed): `target_sparsity` was asked for, `sparsity` was counted. Accuracies in
+    percent, loss in nats, sizes in bytes, times in seconds.
+
+    Savings (None in stores written before they existed, or when not asked for):
+        macs: multiply-accumulates per image of the model as it runs, counted (FlopCounterMode).
+        effective_macs: theory: macs with each conv/linear scaled by its weight density (what
+            a kernel that skipped zeros would do); equals macs for dense and channel methods.
+        file_bytes: size of the exported file, measured on disk (`file_format`: "sparse" =
+            bitmask + values, compressed; "structured" = safetensors + spec).
+        latency_b1, latency_b64: median forward time at batch 1 and 64, measured on the sweep's
+            device with `latency_threads` CPU threads.
     """
 
     method: str
@@ -48,6 +58,13 @@ class Point:
     seconds: float
     layers: dict[str, tuple[int, int]]  # prunable weight -> (zeros, size)
     hits: np.ndarray  # bool (n_images,): top-1 right per test image, in data order
+    macs: int | None = None
+    effective_macs: float | None = None
+    file_bytes: int | None = None
+    file_format: str | None = None
+    latency_b1: float | None = None
+    latency_b64: float | None = None
+    latency_threads: int | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -55,6 +72,7 @@ class Point:
 
 
 CSV_FIELDS = [f.name for f in fields(Point) if f.name not in ("layers", "hits")]
+_FIELDS = {f.name for f in fields(Point)}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -161,6 +179,7 @@ class Store:
         for row, bits in self._conn.execute(query):
             data = json.loads(row)
             data["layers"] = {k: tuple(v) for k, v in data["layers"].items()}
+            data = {k: v for k, v in data.items() if k in _FIELDS}  # rows of newer versions read too
             hits = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=data["n_images"])
             out.append(Point(**data, hits=hits.astype(bool)))
         return out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -11,15 +13,18 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from . import distributed
 from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize
 from .errors import PrunelabError
-from .metrics import count, dense_bytes, evaluate, sparse_bytes
-from .models import model_info
+from .export import ModelRef, save_sparse, save_structured
+from .metrics import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
+from .models import ModelInfo, model_info
 from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
-from .pruning.methods import compute_masks
+from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method, method_weights
+from .pruning.structured import Structured, prune_channels
 from .recovery import RecoveryConfig, gradual_pruner, parse_method, recalibrate_bn, retrain, train_config
 from .results import DENSE, Point, Store, level_key
 
@@ -49,6 +54,7 @@ def parse_levels(text: str) -> tuple[float, ...]:
 
 
 CLASSIC_LEVELS = parse_levels("0:1:0.05")
+LATENCY_RUNS = ((1, 5, 30), (64, 2, 7))  # (batch, warm-up forwards, timed forwards): medians of 30 and 7
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class SweepConfig:
     prune_classifier: bool = False
     layer_cap: float | None = None  # global allocation: largest fraction one layer may lose
     sensitivity: str | None = None  # profile for the sensitivity method (RUN or RUN/sensitivity.json)
+    round_to: int | None = None  # channel methods: keep channel counts at multiples of this
+    latency: bool = False  # also measure latency at batch 1 and 64 (slow: off by default)
+    threads: int = 1  # CPU threads for the latency measurement
     batch_size: int = 500
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -111,6 +120,92 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """A pruned copy of a model.
+
+    Attributes:
+        model: the pruned network (a new module).
+        masks: the masks applied (mask and N:M methods), else None.
+        structured: the channel-pruning result (channel methods), else None.
+    """
+
+    model: nn.Module
+    masks: Masks | None
+    structured: Structured | None
+
+
+def prune_model(model: nn.Module, info: ModelInfo, method: str, level: float, seed: int,
+                example_input: torch.Tensor, prune_classifier: bool = False,
+                layer_cap: float | None = None, round_to: int | None = None,
+                profile: dict | None = None) -> Pruned:
+    """Prune a copy of `model` to `level` with `method` (`DENSE` for none); `model` is untouched.
+
+    Args:
+        model: the trained network.
+        info: its registry metadata (classifier, stem).
+        method: a method name, or "dense".
+        level: target sparsity; channel methods: fraction of prunable weights removed.
+        seed: for stochastic methods.
+        example_input: (1, C, H, W) input, for tracing channel dependencies.
+        prune_classifier: mask methods also prune the classifier's weight.
+        layer_cap: largest fraction of a layer (channel methods: of a group's channels) to go.
+        round_to: channel methods: channel counts at multiples of this.
+        profile: sensitivity curves, for the sensitivity method.
+    """
+    if method == DENSE:
+        return Pruned(copy.deepcopy(model), None, None)
+    m = get_method(method)
+    if m.kind == CHANNELS:
+        result = prune_channels(model, info, example_input, level, m.allocation, layer_cap, round_to)
+        return Pruned(result.model, None, result)
+    pruned = copy.deepcopy(model)
+    weights = method_weights(m, prunable_weights(pruned, info.classifier, prune_classifier), info.stem)
+    masks = compute_masks(m, {k: w.detach() for k, w in weights.items()}, level, seed, layer_cap=layer_cap,
+                          profile=profile)
+    apply_masks(pruned, masks)
+    return Pruned(pruned, masks, None)
+
+
+def point_model(run: str | Path, method: str, level: float, seed: int = 0
+                ) -> tuple[Pruned, ModelInfo, ModelRef, tuple[int, ...]]:
+    """Rebuild the model of one stored sweep point from its run folder (checkpoint + config).
+
+    Returns:
+        (the pruned model, registry metadata, model reference, (C, H, W) of one input).
+    """
+    store = Store.open(run)
+    try:
+        config = store.meta("config") or {}
+        keys = store.keys()
+    finally:
+        store.close()
+    if (method, level_key(level), seed) not in keys:
+        swept = sorted({k[1] / 1_000_000 for k in keys if k[0] == method})
+        if not swept:
+            methods = sorted({k[0] for k in keys})
+            raise PrunelabError(f"run {run} has no points of method '{method}'; "
+                                f"it swept {', '.join(methods)}")
+        raise PrunelabError(f"level {level:g} of '{method}' (seed {seed}) was not swept in {run}; "
+                            f"swept levels: {', '.join(f'{v:g}' for v in swept)}")
+    model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
+    info = model_info(meta.model)
+    if "input_shape" in config:
+        shape = tuple(config["input_shape"])
+    else:  # runs from before the shape was saved: read it off the data
+        shape = tuple(load_dataset(config["data"], config.get("data_root")).test.x.shape[1:])
+    example = torch.zeros((1, *shape))
+    pruned = prune_model(model, info, method, level, seed, example, config.get("prune_classifier", False),
+                         config.get("layer_cap"), config.get("round_to"))
+    ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+    return pruned, info, ref, shape
+
+
+def levels_of(method: Method, levels: tuple[float, ...]) -> tuple[float, ...]:
+    """The levels a method is swept at: N:M methods have one, 1 - N/M, whatever the grid."""
+    return (method.fixed_sparsity,) if method.kind == NM else levels
+
+
 class Sweep:
     """A prepared sweep: model, data and store loaded, with the points still to compute."""
 
@@ -127,6 +222,10 @@ class Sweep:
             check_sparsity(level, "level")
         if cfg.layer_cap is not None:
             check_sparsity(cfg.layer_cap, "layer cap")
+        if cfg.round_to is not None and (not isinstance(cfg.round_to, int) or cfg.round_to < 1):
+            raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
+        if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1:
+            raise PrunelabError(f"threads must be a positive integer, got {cfg.threads!r}")
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.model, self.meta = load_checkpoint(cfg.checkpoint, cfg.model)
@@ -164,8 +263,14 @@ class Sweep:
             "sensitivity_sha256": hashlib.sha256(json.dumps(self.profile, sort_keys=True).encode()
                                                  ).hexdigest() if self.profile else None,
         }
+        if cfg.round_to is not None:  # only when set, so stores from before it existed still resume
+            self.fingerprint["round_to"] = cfg.round_to
+        self.ref = ModelRef(self.meta.model, self.meta.num_classes, self.meta.in_channels, self.meta.mean,
+                            self.meta.std, self.meta.classes)
+        self.input_shape = tuple(self.x.shape[1:])
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
-                  "prunable": self.prunable, "device": str(self.device)}
+                  "prunable": self.prunable, "device": str(self.device),
+                  "input_shape": list(self.input_shape)}
         # Under torchrun the first process creates the store; the others then open it.
         if distributed.is_main():
             self.store = Store.create(out, self.fingerprint, config)
@@ -199,7 +304,7 @@ class Sweep:
         for name in self.cfg.methods:
             method, recovery = parse_method(name)
             seeds = self.cfg.seeds if method.stochastic or recovery.trains else (0,)
-            points += [(name, level, seed) for seed in seeds for level in self.cfg.levels]
+            points += [(name, level, seed) for seed in seeds for level in levels_of(method, self.cfg.levels)]
         return points
 
     # ------------------------------------------------------------ iterative chains
@@ -244,18 +349,50 @@ class Sweep:
         iterative chain, which start from the previous level of the same chain.
         """
         start = time.perf_counter()
-        if spec == DENSE:
-            self.model.load_state_dict(self.dense_state)
+        cfg = self.cfg
+        if spec != DENSE and parse_method(spec)[1].name != "none":
+            self._prune_and_recover(spec, level, seed)  # in place, on the sweep's model
+            pruned = Pruned(self.model, None, None)
         else:
-            self._prune_and_recover(spec, level, seed)
-        ev = evaluate(self.model, self.x, self.y, self.cfg.batch_size)
-        counts = count(self.model, self.prunable)
+            pruned = prune_model(self.model, self.info, spec, level, seed, self.x[:1], cfg.prune_classifier,
+                                 cfg.layer_cap, cfg.round_to, self.profile)
+        model = pruned.model
+        ev = evaluate(model, self.x, self.y, cfg.batch_size)
+        counted = macs(model, self.input_shape)
+        with tempfile.TemporaryDirectory() as tmp:
+            if pruned.structured is not None:
+                file_format = "structured"
+                file_bytes = save_structured(Path(tmp) / "model.safetensors", model, self.info, self.ref)
+            else:
+                file_format = "sparse"
+                file_bytes = save_sparse(Path(tmp) / "model.sparse", model, self.ref)
+        timing = {}
+        if cfg.latency:
+            for batch, warmup, repeats in LATENCY_RUNS:
+                t = latency(model, self.input_shape, batch, cfg.threads, warmup, repeats)
+                timing[f"latency_b{batch}"] = t.median
+            timing["latency_threads"] = t.threads
+        if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
+            layers = pruned.structured.layers
+            prunable = sum(n for _, n in layers.values())
+            nonzero = prunable - sum(r for r, _ in layers.values())
+            sparsity, effective = pruned.structured.achieved, float(counted.total)
+            sparse = dense_bytes(model)
+        else:
+            counts = count(model, self.prunable)
+            layers, sparsity, nonzero, prunable = (counts.per_layer, counts.sparsity, counts.nonzero,
+                                                   counts.prunable)
+            effective = counted.effective(weight_density(counts))
+            sparse = sparse_bytes(model, counts)
+        total = sum(p.numel() for p in model.parameters())
         return Point(
-            method=spec, target_sparsity=level, seed=seed, sparsity=counts.sparsity,
-            nonzero_params=counts.nonzero, prunable_params=counts.prunable, total_params=counts.total,
+            method=spec, target_sparsity=level, seed=seed, sparsity=sparsity,
+            nonzero_params=nonzero, prunable_params=prunable, total_params=total,
             correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
-            dense_bytes=dense_bytes(self.model), sparse_bytes=sparse_bytes(self.model, counts),
-            seconds=time.perf_counter() - start, layers=counts.per_layer, hits=ev.hits,
+            dense_bytes=dense_bytes(model), sparse_bytes=sparse,
+            seconds=time.perf_counter() - start, layers=layers, hits=ev.hits,
+            macs=counted.total, effective_macs=effective, file_bytes=file_bytes, file_format=file_format,
+            **timing,
         )
 
     def _epoch_hook(self, spec: str, level: float, seed: int):
@@ -282,6 +419,7 @@ class Sweep:
         else:
             self.model.load_state_dict(self.dense_state)  # fresh weights: nothing compounds
             prior, weights = None, self.dense_weights
+        weights = method_weights(method, weights, self.info.stem)  # N:M keeps the stem dense
         masks = compute_masks(method, weights, level, seed, prior=prior, layer_cap=cfg.layer_cap,
                               profile=self.profile)
         apply_masks(self.model, masks)

@@ -175,6 +175,35 @@ def by_sensitivity(scores: dict[str, torch.Tensor], sparsity: float, profile: di
 ALLOCATIONS = {"layerwise": layerwise, "global": global_, "sensitivity": by_sensitivity}
 
 
+def nm_mask(scores: torch.Tensor, n: int = 2, m: int = 4, name: str = "weight") -> torch.Tensor:
+    """N:M semi-structured mask: in every group of `m` consecutive weights of an output row, keep
+    the `n` highest scores.
+
+    Groups run along the flattened input dimension in PyTorch's layout: (out, in, kh, kw) rows are
+    in*kh*kw long, so a Linear is grouped along its input features (the 2:4 pattern sparse tensor
+    cores read) and a conv along (in, kh, kw) in that order.
+
+    Args:
+        scores: (out, ...) importance scores, e.g. |w|.
+        n: weights kept per group, 0 <= n <= m.
+        m: group length, >= 1.
+        name: the layer, for the error message.
+
+    Returns:
+        bool mask shaped like `scores`, True = kept, exactly n per group (sparsity exactly 1 - n/m).
+    """
+    if not (isinstance(n, int) and isinstance(m, int)) or m < 1 or not 0 <= n <= m:
+        raise PrunelabError(f"N:M needs integers 0 <= N <= M, M >= 1; got {n}:{m}")
+    row = scores[0].numel() if scores.dim() > 0 else 1
+    if scores.dim() < 2 or row % m:
+        raise PrunelabError(f"N:M {n}:{m} cannot prune layer '{name}': its rows hold {row} weights "
+                            f"(in features x kernel), not a multiple of {m}")
+    groups = scores.reshape(-1, m)
+    keep = torch.topk(groups, k=n, dim=1).indices
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, keep, True)
+    return mask.view(scores.shape)
+
+
 def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Zero the masked weights in place: the one place a mask is written into a model."""
     params = dict(model.named_parameters())

@@ -1,0 +1,420 @@
+"""Structured pruning: filters and channels physically removed through Torch-Pruning's dependency graph."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from ..errors import PrunelabError
+from ..models import ModelInfo, PadShortcut, create_model
+from .masks import _global_counts, check_sparsity, prunable_weights
+
+TOLERANCE = 0.005  # the search stops within half a percentage point of the requested level, when it can
+ALLOCATIONS = ("layerwise", "global")
+SPEC_FORMAT = "prunelab-structured/1"
+
+
+# ---------------------------------------------------------------- the option-A shortcut, made prunable
+
+
+class ChannelMapShortcut(nn.Module):
+    """Option-A shortcut that survives channel pruning: subsample by `stride`, then output channel j
+    is input channel `index[j]`, or zero where `index[j] == in_channels`.
+
+    Built from a `PadShortcut` it computes exactly the same thing (the zero padding is index
+    `in_channels`). Unlike it, its input and output channels can be removed independently: removing
+    an input channel turns the outputs it fed into zeros (which is what removing a channel means
+    everywhere else), removing an output channel drops it. So the shortcut couples nothing across
+    stages, as the arithmetic demands; the identity shortcuts and the adds inside a stage are
+    coupled by Torch-Pruning's graph as usual.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+        super().__init__()
+        self.in_channels = in_channels
+        self.stride = stride
+        self.register_buffer("index", torch.full((out_channels,), in_channels, dtype=torch.long))
+
+    @classmethod
+    def from_pad(cls, pad: PadShortcut, in_channels: int) -> ChannelMapShortcut:
+        """The shortcut equal to `pad` for inputs of `in_channels` channels."""
+        half = pad.extra // 2
+        out = cls(in_channels, in_channels + pad.extra)
+        out.index[half:half + in_channels] = torch.arange(in_channels)
+        return out
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, 1)).index_select(1, self.index)  # channel in_channels is zero
+
+
+class _ChannelMapPruner(tp.pruner.BasePruningFunc):
+    """Torch-Pruning's handler for `ChannelMapShortcut`; in and out channels are independent."""
+
+    def prune_out_channels(self, layer: ChannelMapShortcut, idxs) -> ChannelMapShortcut:
+        drop = {int(i) for i in idxs}
+        layer.index = layer.index[[j for j in range(layer.out_channels) if j not in drop]]
+        return layer
+
+    def prune_in_channels(self, layer: ChannelMapShortcut, idxs) -> ChannelMapShortcut:
+        drop = {int(i) for i in idxs}
+        kept = [c for c in range(layer.in_channels) if c not in drop]
+        renumber = torch.full((layer.in_channels + 1,), len(kept), dtype=torch.long)
+        renumber[kept] = torch.arange(len(kept))
+        layer.index = renumber[layer.index]
+        layer.in_channels = len(kept)
+        return layer
+
+    def get_out_channels(self, layer: ChannelMapShortcut) -> int:
+        return layer.out_channels
+
+    def get_in_channels(self, layer: ChannelMapShortcut) -> int:
+        return layer.in_channels
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def make_prunable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """Replace every `PadShortcut` of `model` (in place) by the equal `ChannelMapShortcut`."""
+    pads = {name: m for name, m in model.named_modules() if isinstance(m, PadShortcut)}
+    if not pads:
+        return model
+    channels: dict[str, int] = {}
+
+    def record(name):
+        def hook(module, args):
+            channels[name] = args[0].shape[1]
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(name)) for name, m in pads.items()]
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, pad in pads.items():
+        _set_module(model, name, ChannelMapShortcut.from_pad(pad, channels[name]))
+    return model
+
+
+# ---------------------------------------------------------------- importance (Li et al. 2017)
+
+
+class FilterL1(tp.importance.Importance):
+    """L1 norm of each filter (Li et al. 2017), for channel groups coupled by residual adds: the
+    mean over the group's producing convs/linears of the L1 norm of that channel's filter. A
+    channel whose filters are all zero scores exactly 0."""
+
+    @torch.no_grad()
+    def __call__(self, group) -> torch.Tensor:
+        total = torch.zeros(len(group[0].idxs))
+        producers = 0
+        for i, (dep, idxs) in enumerate(group):
+            layer, fn = dep.layer, dep.pruning_fn
+            if fn not in (tp.prune_conv_out_channels, tp.prune_linear_out_channels):
+                continue
+            w = layer.weight.detach()
+            if getattr(layer, "transposed", False):
+                w = w.transpose(0, 1)
+            norms = w[list(idxs)].flatten(1).abs().sum(1).float().cpu()
+            total.scatter_add_(0, torch.tensor(group[i].root_idxs), norms)
+            producers += 1
+        return total / max(producers, 1)
+
+
+# ---------------------------------------------------------------- the graph, the allocation, the surgery
+
+
+@dataclass
+class _Group:
+    """One set of coupled channels: its root (a conv/linear), importance, and the conv/linear
+    weights each of its channels reaches (module name, 'out'/'in', indices, root indices)."""
+
+    root: str
+    channels: int
+    importance: torch.Tensor  # (channels,)
+    deps: list[tuple[str, str, np.ndarray, np.ndarray]]
+
+
+def _trace_failure(model: nn.Module, x: torch.Tensor, what: str, exc: BaseException) -> PrunelabError:
+    """Name the innermost layer whose forward raises on `x`, for a one-line error."""
+    stack: list[str] = []
+    failed: list[str] = []
+
+    def enter(name):
+        def hook(module, args):
+            stack.append(name)
+        return hook
+
+    def leave(module, args, out):
+        stack.pop()
+
+    hooks = []
+    for name, m in model.named_modules():
+        if name:
+            hooks += [m.register_forward_pre_hook(enter(name)), m.register_forward_hook(leave)]
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as again:  # noqa: BLE001 - any failure is reported with its layer
+        failed = stack[-1:] or ["<model forward>"]
+        exc = again
+    finally:
+        for h in hooks:
+            h.remove()
+    layer = failed[0] if failed else "<unknown: the forward ran, the graph did not>"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PrunelabError(f"{what}: Torch-Pruning cannot trace the channels of layer '{layer}' ({first}); "
+                         f"this model cannot be pruned structurally, use a mask method")
+
+
+def _build_graph(net: nn.Module, info: ModelInfo, example_input: torch.Tensor):
+    try:
+        dg = tp.DependencyGraph().build_dependency(
+            net, example_inputs=example_input, customized_pruners={ChannelMapShortcut: _ChannelMapPruner()})
+    except Exception as exc:  # noqa: BLE001 - the library's errors become one named line
+        raise _trace_failure(net, example_input, "structured pruning", exc) from None
+    ignored = [net.get_submodule(info.classifier)]  # the classifier's outputs are the classes
+    names = {m: n for n, m in net.named_modules()}
+    importance = FilterL1()
+    groups = []
+    for group in dg.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
+        deps = []
+        for i, (dep, idxs) in enumerate(group):
+            module = dep.target.module
+            if isinstance(module, nn.Conv2d | nn.Linear) and module in names:
+                side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
+                deps.append((names[module], side, np.asarray(idxs), np.asarray(group[i].root_idxs)))
+        root = names[group[0].dep.target.module]
+        groups.append(_Group(root, len(group[0].idxs), importance(group), deps))
+    return dg, groups
+
+
+def _remaining(module: nn.Module, out_removed: int, in_removed: int) -> int:
+    """Weights left in a conv/linear after removing output and input channels."""
+    if isinstance(module, nn.Linear):
+        return (module.out_features - out_removed) * (module.in_features - in_removed)
+    k = math.prod(module.kernel_size)
+    if module.groups == 1:
+        return (module.out_channels - out_removed) * (module.in_channels - in_removed) * k
+    if module.groups == module.in_channels == module.out_channels:  # depthwise: one set of channels
+        return (module.out_channels - max(out_removed, in_removed)) * k
+    return (module.out_channels - out_removed) * ((module.in_channels - in_removed) // module.groups) * k
+
+
+def _removed_fraction(net: nn.Module, prunable: dict[str, int], groups: list[_Group],
+                      chosen: list[np.ndarray]) -> float:
+    """Fraction of the prunable weights the chosen channels take with them (computed, pre-surgery)."""
+    removed: dict[tuple[str, str], set[int]] = {}
+    for group, drop in zip(groups, chosen, strict=True):
+        if len(drop) == 0:
+            continue
+        for name, side, idxs, roots in group.deps:
+            if f"{name}.weight" in prunable:
+                removed.setdefault((name, side), set()).update(idxs[np.isin(roots, drop)].tolist())
+    left = 0
+    for weight, n in prunable.items():
+        name = weight.removesuffix(".weight")
+        out_r, in_r = len(removed.get((name, "out"), ())), len(removed.get((name, "in"), ()))
+        left += _remaining(net.get_submodule(name), out_r, in_r) if out_r or in_r else n
+    return 1.0 - left / sum(prunable.values())
+
+
+def _round(channels: int, k: int, cap: int, round_to: int | None) -> int:
+    """Channels to remove from a group of `channels`: at most `cap`, at least one kept, and the
+    kept count rounded to the nearest multiple of `round_to` (never below one multiple)."""
+    k = max(0, min(k, cap, channels - 1))
+    if round_to and channels > round_to and k:
+        keep = min(channels, max(round_to, round_to * math.floor((channels - k) / round_to + 0.5)))
+        if channels - keep > cap:
+            keep = min(channels, round_to * math.ceil((channels - cap) / round_to))
+        k = channels - keep
+    return k
+
+
+def _allocate(groups: list[_Group], ratio: float, allocation: str, layer_cap: float,
+              round_to: int | None) -> list[np.ndarray]:
+    """Root indices to remove in each group for channel ratio `ratio` (lowest importance first)."""
+    caps = [min(math.floor(layer_cap * g.channels + 1e-9), g.channels - 1) for g in groups]
+    if allocation == "layerwise":
+        counts = [math.floor(ratio * g.channels + 1e-9) for g in groups]
+    else:  # one threshold over importances normalised by their group's mean (layers differ in scale)
+        scores = {i: g.importance / g.importance.mean().clamp_min(1e-12) for i, g in enumerate(groups)}
+        total = sum(g.channels for g in groups)
+        k = min(math.floor(ratio * total + 1e-9), sum(caps))
+        by_group = _global_counts(scores, k, dict(enumerate(caps)))
+        counts = [by_group[i] for i in range(len(groups))]
+    out = []
+    for g, k, cap in zip(groups, counts, caps, strict=True):
+        k = _round(g.channels, k, cap, round_to)
+        out.append(torch.topk(g.importance, k, largest=False).indices.sort().values.numpy()
+                   if k else np.zeros(0, dtype=np.int64))
+    return out
+
+
+@dataclass(frozen=True)
+class Structured:
+    """A channel-pruned model and how much it lost.
+
+    Attributes:
+        model: the smaller model (a new module; the input model is untouched), eval mode.
+        requested: the level asked for: fraction of prunable weights to remove.
+        achieved: fraction of prunable weights removed, counted on the smaller model.
+        channel_ratio: the channel ratio the search settled on.
+        layers: prunable weight name -> (weights removed, original size).
+        channels: group root -> (channels kept, original channels).
+    """
+
+    model: nn.Module
+    requested: float
+    achieved: float
+    channel_ratio: float
+    layers: dict[str, tuple[int, int]]
+    channels: dict[str, tuple[int, int]]
+
+    @property
+    def within_tolerance(self) -> bool:
+        return abs(self.achieved - self.requested) <= TOLERANCE
+
+
+def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
+                   allocation: str = "layerwise", layer_cap: float | None = None,
+                   round_to: int | None = None) -> Structured:
+    """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
+    weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
+
+    Level: the fraction of prunable weights (conv and linear weights, classifier excluded, as for
+    masks) physically removed. A bisection on the channel ratio finds the level within
+    `TOLERANCE` where the channel granularity allows; `achieved` says what was reached.
+
+    Args:
+        model: the trained network (not modified).
+        info: its registry metadata; the classifier's outputs are never removed, and no layer
+            loses its inputs from the image (the stem's input channels stay).
+        example_input: (1, C, H, W) input for tracing, on the model's device.
+        sparsity: the level, in [0, 1].
+        allocation: "layerwise" (the same channel fraction in every group) or "global" (one
+            threshold on mean-normalised filter norms across groups).
+        layer_cap: largest fraction of any group's channels that may go (default: all but one).
+        round_to: keep channel counts at multiples of this (e.g. 8), where a group has more.
+
+    Returns:
+        The smaller model with requested and achieved levels and per-layer counts.
+    """
+    sparsity = check_sparsity(sparsity)
+    if allocation not in ALLOCATIONS:
+        raise PrunelabError(f"unknown channel allocation '{allocation}': "
+                            f"choose from {', '.join(ALLOCATIONS)}")
+    cap = 1.0 if layer_cap is None else check_sparsity(layer_cap, "layer cap")
+    if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
+        raise PrunelabError(f"round_to must be a positive integer, got {round_to!r}")
+    net = make_prunable(copy.deepcopy(model).eval(), example_input)
+    with torch.no_grad():
+        reference_shape = net(example_input).shape
+    prunable = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
+    dg, groups = _build_graph(net, info, example_input)
+
+    def fraction(r: float) -> float:
+        return _removed_fraction(net, prunable, groups, _allocate(groups, r, allocation, cap, round_to))
+
+    lo, hi = 0.0, 1.0  # fraction() is non-decreasing in the ratio: bisect for the first r reaching the level
+    if sparsity > 0:
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if fraction(mid) < sparsity else (lo, mid)
+    ratio = hi if abs(fraction(hi) - sparsity) <= abs(fraction(lo) - sparsity) else lo
+    if sparsity == 0:
+        ratio = 0.0
+    chosen = _allocate(groups, ratio, allocation, cap, round_to)
+
+    channels = {}
+    for group, drop in zip(groups, chosen, strict=True):
+        channels[group.root] = (group.channels - len(drop), group.channels)
+        if len(drop):
+            root = net.get_submodule(group.root)
+            fn = dg.get_pruner_of_module(root).prune_out_channels
+            dg.get_pruning_group(root, fn, drop.tolist()).prune()
+    try:
+        with torch.no_grad():
+            shape = net(example_input).shape
+    except Exception as exc:  # noqa: BLE001 - a graph the library got wrong is named, not raised raw
+        raise _trace_failure(net, example_input, "after structured pruning", exc) from None
+    if shape != reference_shape:
+        raise PrunelabError(f"structured pruning changed the output shape {tuple(reference_shape)} -> "
+                            f"{tuple(shape)}; Torch-Pruning mis-traced this model, use a mask method")
+    after = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
+    layers = {k: (n - after[k], n) for k, n in prunable.items()}
+    achieved = 1.0 - sum(after.values()) / sum(prunable.values())
+    return Structured(net.eval(), sparsity, achieved, ratio, layers, channels)
+
+
+# ---------------------------------------------------------------- spec: rebuild a pruned model without pickle
+
+
+def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
+    """The shapes that make a channel-pruned model: registry name plus every conv, batch norm,
+    linear and option-A shortcut with its channel counts (JSON-serialisable, no code)."""
+    modules = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            modules[name] = {"type": "Conv2d", "in": m.in_channels, "out": m.out_channels,
+                             "kernel": list(m.kernel_size), "stride": list(m.stride),
+                             "padding": list(m.padding), "dilation": list(m.dilation),
+                             "groups": m.groups, "bias": m.bias is not None}
+        elif isinstance(m, nn.BatchNorm2d):
+            modules[name] = {"type": "BatchNorm2d", "num_features": m.num_features, "eps": m.eps,
+                             "momentum": m.momentum, "affine": m.affine}
+        elif isinstance(m, nn.Linear):
+            modules[name] = {"type": "Linear", "in": m.in_features, "out": m.out_features,
+                             "bias": m.bias is not None}
+        elif isinstance(m, ChannelMapShortcut):
+            modules[name] = {"type": "ChannelMapShortcut", "in": m.in_channels, "out": m.out_channels,
+                             "stride": m.stride}
+    classifier = model.get_submodule(info.classifier)
+    stem = model.get_submodule(info.stem)
+    return {"format": SPEC_FORMAT, "model": info.name, "num_classes": classifier.out_features,
+            "in_channels": stem.in_channels, "modules": modules}
+
+
+def _module_from(entry: dict) -> nn.Module:
+    kind = entry["type"]
+    if kind == "Conv2d":
+        return nn.Conv2d(entry["in"], entry["out"], tuple(entry["kernel"]), tuple(entry["stride"]),
+                         tuple(entry["padding"]), tuple(entry["dilation"]), entry["groups"], entry["bias"])
+    if kind == "BatchNorm2d":
+        return nn.BatchNorm2d(entry["num_features"], entry["eps"], entry["momentum"], entry["affine"])
+    if kind == "Linear":
+        return nn.Linear(entry["in"], entry["out"], entry["bias"])
+    if kind == "ChannelMapShortcut":
+        return ChannelMapShortcut(entry["in"], entry["out"], entry["stride"])
+    raise PrunelabError(f"architecture spec: unknown module type '{kind}'")
+
+
+def build_from_spec(spec: dict) -> nn.Module:
+    """An untrained model of the shapes in `spec` (from `architecture_spec`); load its weights next."""
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        found = spec.get("format") if isinstance(spec, dict) else None
+        raise PrunelabError(f"not a prunelab structured spec (format {found!r}, expected {SPEC_FORMAT})")
+    model = create_model(spec["model"], spec["num_classes"], spec["in_channels"])
+    known = dict(model.named_modules())
+    for name, entry in spec["modules"].items():
+        if name not in known:
+            raise PrunelabError(f"architecture spec names module '{name}', which a "
+                                f"'{spec['model']}' does not have")
+        _set_module(model, name, _module_from(entry))
+    return model.eval()
