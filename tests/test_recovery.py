@@ -102,3 +102,13 @@ def test_method_specs():
         parse_method("global+itr")
     with pytest.raises(PrunelabError, match="unknown retraining"):
         Sweep(SweepConfig(checkpoint="x", data="digits", recovery=RecoveryConfig(retrain="rewnd")), "/tmp/x")
+
+
+def test_one_shot_after_a_retrained_point_starts_from_the_trained_weights(digits_checkpoint, tmp_path):
+    sweep = Sweep(config(digits_checkpoint, ("global", "global+ft")), tmp_path / "a")
+    sweep.point("global+ft", 0.8, 0)  # retrains the sweep's model in place
+    after = sweep.point("global", 0.5, 0)
+    dense_after = sweep.point("dense", 0.0, 0)
+    fresh = Sweep(config(digits_checkpoint, ("global",)), tmp_path / "b")
+    assert np.array_equal(after.hits, fresh.point("global", 0.5, 0).hits)
+    assert np.array_equal(dense_after.hits, fresh.point("dense", 0.0, 0).hits)

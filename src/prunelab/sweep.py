@@ -354,6 +354,7 @@ class Sweep:
             self._prune_and_recover(spec, level, seed)  # in place, on the sweep's model
             pruned = Pruned(self.model, None, None)
         else:
+            self.model.load_state_dict(self.dense_state)  # a recovery point may have trained it
             pruned = prune_model(self.model, self.info, spec, level, seed, self.x[:1], cfg.prune_classifier,
                                  cfg.layer_cap, cfg.round_to, self.profile)
         model = pruned.model
