@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .metrics import count, dense_bytes, evaluate, sparse_bytes
 from .pruning.masks import apply_masks
 from .pruning.methods import compute_masks, get_method
 from .results import DENSE, Point, level_key
-from .sweep import PROFILE_FILE, Sweep
+from .sweep import PROFILE_FILE, Pruned, Sweep
 
 PREFIX = "layer:"  # stored method name of a one-layer point: "layer:<parameter name>"
 
 
 def layer_point(sweep: Sweep, layer: str, level: float) -> Point:
     """Prune only `layer` (lowest |w|) to `level`, from fresh trained weights, and measure."""
+    start = time.perf_counter()
     sweep.model.load_state_dict(sweep.dense_state)
     masks = compute_masks(get_method("layerwise"), {layer: sweep.dense_weights[layer]}, level)
     apply_masks(sweep.model, masks)
-    ev = evaluate(sweep.model, sweep.x, sweep.y, sweep.cfg.batch_size)
-    counts = count(sweep.model, sweep.prunable)
-    return Point(method=PREFIX + layer, target_sparsity=level, seed=0, sparsity=counts.sparsity,
-                 nonzero_params=counts.nonzero, prunable_params=counts.prunable,
-                 total_params=counts.total, correct=ev.correct, n_images=ev.n, top1=ev.top1,
-                 top5=ev.top5, loss=ev.loss, dense_bytes=dense_bytes(sweep.model),
-                 sparse_bytes=sparse_bytes(sweep.model, counts), seconds=0.0,
-                 layers=counts.per_layer, hits=ev.hits)
+    return sweep.measure(Pruned(sweep.model, masks, None), PREFIX + layer, level, 0, start)
 
 
 def plan(sweep: Sweep) -> list[tuple[str, float]]:

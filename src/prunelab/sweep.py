@@ -357,7 +357,11 @@ class Sweep:
             self.model.load_state_dict(self.dense_state)  # a recovery point may have trained it
             pruned = prune_model(self.model, self.info, spec, level, seed, self.x[:1], cfg.prune_classifier,
                                  cfg.layer_cap, cfg.round_to, self.profile)
-        model = pruned.model
+        return self.measure(pruned, spec, level, seed, start)
+
+    def measure(self, pruned: Pruned, spec: str, level: float, seed: int, start: float) -> Point:
+        """Evaluate and measure a pruned model as the point (spec, level, seed), begun at `start`."""
+        cfg, model = self.cfg, pruned.model
         ev = evaluate(model, self.x, self.y, cfg.batch_size)
         counted = macs(model, self.input_shape)
         with tempfile.TemporaryDirectory() as tmp:
