@@ -1,31 +1,12 @@
 """The command line: one-line errors with exit code 2 for user mistakes, nothing stored is lost."""
 
-import sys
 
 import pytest
 import torch
+from cli_helpers import assert_user_error, run
 
-from prunelab.cli import main
 from prunelab.models import create_model
 from prunelab.results import Store
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["prunelab", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def assert_user_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture

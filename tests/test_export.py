@@ -1,11 +1,10 @@
 """Export: sparse files round-trip exactly near the floor, structured rebuilds, ONNX agrees, CLI errors."""
 
-import sys
 
 import pytest
 import torch
+from cli_helpers import assert_user_error, run
 
-from prunelab.cli import main
 from prunelab.errors import PrunelabError
 from prunelab.export import (
     FP16_TOLERANCE,
@@ -104,21 +103,6 @@ def test_onnx_agrees_with_pytorch(masked90, structured, tmp_path):
 # ---------------------------------------------------------------- sweep points and the CLI
 
 
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["prunelab", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def assert_user_error(code, err, *needles):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
