@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import load_file
 
 from prunelab.errors import PrunelabError
-from prunelab.pruning.schedules import cubic, geometric, rounds_to
+from prunelab.pruning.schedules import cubic, geometric
 from prunelab.recovery import RecoveryConfig, parse_method
-from prunelab.sweep import Sweep, SweepConfig, prune_model
+from prunelab.sweep import Sweep, SweepConfig, parse_levels, prune_model
 
 LEVELS = (0.5, 0.8, 0.9)
 FAST = RecoveryConfig(epochs=1, lr=0.01, batch_size=128, bn_batches=4, gradual_every=2)
@@ -91,7 +91,9 @@ def test_cubic_schedule():
 
 def test_geometric_levels():
     assert geometric(3, 0.2) == (0.2, 0.36, 0.488)
-    assert rounds_to(0.488, 0.2) == 3 and rounds_to(0.5, 0.2) == 4 and rounds_to(0.0, 0.2) == 0
+    assert parse_levels("geometric:0.2:3") == (0.2, 0.36, 0.488)
+    with pytest.raises(PrunelabError):
+        parse_levels("geometric:1.5:3")
 
 
 def test_method_specs():

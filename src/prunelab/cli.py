@@ -216,7 +216,8 @@ def echo_answers(answers) -> None:
                                "sensitivity, nm-2:4, channels-layerwise, channels-global, each with an "
                                "optional +bn/+ft/+iter/+gradual (see 'prunelab methods') "
                                "[default: layerwise,global,random].")
-@click.option("--levels", help=f"Sparsity levels, 'start:stop:step' or a list [default: {DEFAULT_LEVELS}].")
+@click.option("--levels", help="Sparsity levels: 'start:stop:step', 'geometric:P:K' (K rounds removing a "
+                              f"fraction P of what is left) or a list [default: {DEFAULT_LEVELS}].")
 @click.option("--seeds", help="Comma list of seeds for stochastic methods [default: 0].")
 @click.option("--prune-classifier", is_flag=True, default=None,
               help="Also prune the classifier (the classic study's setting).")

@@ -24,18 +24,24 @@ from .metrics import count, dense_bytes, evaluate, latency, macs, sparse_bytes, 
 from .models import ModelInfo, model_info
 from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
 from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method, method_weights
+from .pruning.schedules import geometric
 from .pruning.structured import Structured, prune_channels
 from .recovery import RecoveryConfig, gradual_pruner, parse_method, recalibrate_bn, retrain, train_config
 from .results import DENSE, Point, Store, level_key
 
 
 def parse_levels(text: str) -> tuple[float, ...]:
-    """Parse sparsity levels: 'start:stop:step' (both ends included) or a comma list.
+    """Parse sparsity levels: 'start:stop:step' (both ends included), 'geometric:P:K' (K rounds
+    that each remove a fraction P of the remaining weights, for iterative pruning) or a comma list.
 
-    Example: '0:1:0.05' -> (0.0, 0.05, ..., 1.0), the classic grid of 21 levels.
+    Example: '0:1:0.05' -> (0.0, 0.05, ..., 1.0), the classic grid of 21 levels;
+    'geometric:0.2:3' -> (0.2, 0.36, 0.488).
     """
     try:
-        if ":" in text:
+        if text.startswith("geometric:"):
+            _, fraction, rounds = text.split(":")
+            values = list(geometric(int(rounds), check_sparsity(float(fraction), "fraction per round")))
+        elif ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
@@ -44,8 +50,8 @@ def parse_levels(text: str) -> tuple[float, ...]:
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise PrunelabError(f"levels '{text}' are not 'start:stop:step' or a comma list of "
-                            f"numbers, e.g. 0:1:0.05 or 0,0.5,0.9") from None
+        raise PrunelabError(f"levels '{text}' are not 'start:stop:step', 'geometric:P:K' or a comma "
+                            f"list of numbers, e.g. 0:1:0.05, geometric:0.2:10 or 0,0.5,0.9") from None
     if not values:
         raise PrunelabError("no sparsity levels given; e.g. --levels 0:1:0.05")
     for v in values:
@@ -78,7 +84,6 @@ class SweepConfig:
     threads: int = 1  # CPU threads for the latency measurement
     batch_size: int = 500
     device: str = "auto"
-    extra: dict = field(default_factory=dict)
 
 
 def pick_device(name: str) -> torch.device:

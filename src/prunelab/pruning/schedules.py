@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from .masks import check_sparsity
 
 
@@ -37,12 +35,3 @@ def geometric(rounds: int, per_round: float) -> tuple[float, ...]:
     1 - (1 - per_round)^k for k = 1..rounds (e.g. 0.2 per round: 20%, 36%, 48.8%, ...)."""
     check_sparsity(per_round, "fraction pruned per round")
     return tuple(round(1.0 - (1.0 - per_round) ** k, 6) for k in range(1, rounds + 1))
-
-
-def rounds_to(target: float, per_round: float) -> int:
-    """How many rounds of `per_round` reach `target` sparsity (at least one)."""
-    if target <= 0:
-        return 0
-    if per_round >= 1 or target >= 1:
-        return 1
-    return max(1, math.ceil(math.log(1 - target) / math.log(1 - per_round) - 1e-9))
