@@ -114,3 +114,10 @@ def test_one_shot_after_a_retrained_point_starts_from_the_trained_weights(digits
     fresh = Sweep(config(digits_checkpoint, ("global",)), tmp_path / "b")
     assert np.array_equal(after.hits, fresh.point("global", 0.5, 0).hits)
     assert np.array_equal(dense_after.hits, fresh.point("dense", 0.0, 0).hits)
+
+
+def test_retrained_points_are_not_exported_by_re_pruning(tmp_path):
+    from prunelab.sweep import point_model
+
+    with pytest.raises(PrunelabError, match="retrained"):
+        point_model(tmp_path, "global+ft", 0.5)

@@ -179,6 +179,9 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     Returns:
         (the pruned model, registry metadata, model reference, (C, H, W) of one input).
     """
+    if parse_method(method)[1].name != "none":
+        raise PrunelabError(f"'{method}' points were retrained, and re-pruning the checkpoint cannot "
+                            f"rebuild their weights; export a one-shot method's point")
     store = Store.open(run)
     try:
         config = store.meta("config") or {}
@@ -201,7 +204,8 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
         shape = tuple(load_dataset(config["data"], config.get("data_root")).test.x.shape[1:])
     example = torch.zeros((1, *shape))
     pruned = prune_model(model, info, method, level, seed, example, config.get("prune_classifier", False),
-                         config.get("layer_cap"), config.get("round_to"))
+                         config.get("layer_cap"), config.get("round_to"),
+                         load_profile(config["sensitivity"]) if config.get("sensitivity") else None)
     ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
     return pruned, info, ref, shape
 

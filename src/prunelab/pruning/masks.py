@@ -68,7 +68,7 @@ def layerwise(scores: dict[str, torch.Tensor], sparsity: float, **_options) -> M
     return {name: lowest_k_mask(s, n_pruned(sparsity, s.numel())) for name, s in scores.items()}
 
 
-def _global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int]) -> dict[str, int]:
+def global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int]) -> dict[str, int]:
     """Per-layer counts of one global threshold, water-filled so no layer exceeds its cap."""
     fixed: dict[str, int] = {}
     while True:
@@ -104,7 +104,7 @@ def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float |
     else:
         check_sparsity(layer_cap, "layer cap")
         caps = {n: math.floor(layer_cap * s.numel()) for n, s in scores.items()}
-    counts = _global_counts(scores, min(k, sum(caps.values())), caps)
+    counts = global_counts(scores, min(k, sum(caps.values())), caps)
     return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import PrunelabError
 from ..models import ModelInfo, PadShortcut, create_model
-from .masks import _global_counts, check_sparsity, prunable_weights
+from .masks import check_sparsity, global_counts, prunable_weights
 
 TOLERANCE = 0.005  # the search stops within half a percentage point of the requested level, when it can
 ALLOCATIONS = ("layerwise", "global")
@@ -257,7 +257,7 @@ def _allocate(groups: list[_Group], ratio: float, allocation: str, layer_cap: fl
         scores = {i: g.importance / g.importance.mean().clamp_min(1e-12) for i, g in enumerate(groups)}
         total = sum(g.channels for g in groups)
         k = min(math.floor(ratio * total + 1e-9), sum(caps))
-        by_group = _global_counts(scores, k, dict(enumerate(caps)))
+        by_group = global_counts(scores, k, dict(enumerate(caps)))
         counts = [by_group[i] for i in range(len(groups))]
     out = []
     for g, k, cap in zip(groups, counts, caps, strict=True):
