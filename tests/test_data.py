@@ -541,3 +541,41 @@ def test_imageset_invariants():
         ImageSet(x=x.float(), y=torch.arange(4))
     with pytest.raises(ValueError, match="int64"):
         ImageSet(x=x, y=torch.arange(3))
+
+
+# ---- retraining on another training set ----
+
+
+def test_training_set_keeps_exact_pixels_where_known(tmp_path):
+    full = uint8_arrays(n_train=12, seed=1)
+    np.savez_compressed(tmp_path / "full.npz", **full)
+    index = np.array([7, 2, 9])
+    subset = uint8_arrays(n_train=3, seed=2)
+    subset["y_train"] = full["y_train"][index]  # the same images, other (exact) pixels
+    np.savez_compressed(tmp_path / "subset.npz", **subset, train_index=index)
+
+    exact = load_dataset(tmp_path / "subset.npz")
+    assert exact.train_index.tolist() == [7, 2, 9]
+    merged = data.with_training_set(exact, load_dataset(tmp_path / "full.npz"), "full.npz")
+    assert torch.equal(merged.test.x, exact.test.x)  # the test split is untouched
+    assert merged.train.y.tolist() == full["y_train"].tolist()
+    want = chw(full["x_train"]).clone()
+    want[index] = chw(subset["x_train"])
+    assert torch.equal(merged.train.x, want)
+
+
+def test_training_set_in_another_order_is_refused(tmp_path):
+    full = uint8_arrays(n_train=12, seed=1)
+    np.savez_compressed(tmp_path / "full.npz", **full)
+    subset = uint8_arrays(n_train=3, seed=2)
+    subset["y_train"] = (full["y_train"][[7, 2, 9]] + 1) % 10
+    np.savez_compressed(tmp_path / "subset.npz", **subset, train_index=np.array([7, 2, 9]))
+    with pytest.raises(PrunelabError, match="3 of the 3 images .* other labels"):
+        data.with_training_set(load_dataset(tmp_path / "subset.npz"),
+                               load_dataset(tmp_path / "full.npz"), "full.npz")
+
+
+def test_training_set_of_other_images_is_refused(tmp_path, digits_set):
+    np.savez_compressed(tmp_path / "c.npz", **uint8_arrays())
+    with pytest.raises(PrunelabError, match=r"training data digits has \(1, 8, 8\)"):
+        data.with_training_set(load_dataset(tmp_path / "c.npz"), digits_set, "digits")

@@ -121,3 +121,24 @@ def test_retrained_points_are_not_exported_by_re_pruning(tmp_path):
 
     with pytest.raises(PrunelabError, match="retrained"):
         point_model(tmp_path, "global+ft", 0.5)
+
+
+def test_distillation_and_training_data_are_part_of_the_configuration(digits_checkpoint, tmp_path):
+    import dataclasses
+
+    kd = dataclasses.replace(FAST, distill=0.5)
+    plain = Sweep(config(digits_checkpoint, ("global+ft",)), tmp_path / "plain")
+    assert "distill" not in plain.fingerprint["recovery"]  # stores from before it existed resume
+    assert plain.teacher is None
+    sweep = Sweep(SweepConfig(checkpoint=str(digits_checkpoint), data="digits", train_data="digits",
+                              methods=("global+ft",), levels=LEVELS, device="cpu", recovery=kd),
+                  tmp_path / "kd")
+    assert sweep.fingerprint["recovery"]["distill"] == 0.5 and "train_sha256" in sweep.fingerprint
+    dense = {k: v.clone() for k, v in sweep.model.state_dict().items()}
+    point = sweep.point("global+ft", 0.8, 0)
+    assert point.prunable_params - point.nonzero_params == round(0.8 * point.prunable_params)
+    for k, v in sweep.teacher.state_dict().items():  # the teacher is the dense model, untouched
+        assert torch.equal(v, dense[k]), k
+    plain.point("global+ft", 0.8, 0)  # the same retraining without the teacher trains otherwise
+    assert any(not torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
+                                                      sweep.model.state_dict().values(), strict=True))

@@ -9,7 +9,7 @@ from prunelab.errors import PrunelabError
 from prunelab.models import create_model, model_info
 from prunelab.pruning.masks import prunable_weights
 from prunelab.pruning.methods import compute_masks, get_method
-from prunelab.train import TrainConfig, augment, cosine_lr, fit, lr_at
+from prunelab.train import TrainConfig, augment, cosine_lr, distillation_loss, fit, lr_at
 
 CPU = torch.device("cpu")
 
@@ -103,7 +103,48 @@ def test_augment_keeps_shape_and_pixels():
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=-1), dict(lr=0.0), dict(schedule="step"),
-                                 dict(rewind_epoch=40)])
+                                 dict(rewind_epoch=40), dict(distill=1.5), dict(temperature=0.0)])
 def test_bad_recipe_is_refused(digits, bad):
     with pytest.raises(PrunelabError):
         fit(create_model("smallcnn", 10, 1), small_data(digits), (0.5,), (0.5,), TrainConfig(**bad), CPU)
+
+
+def test_distillation_loss_is_cross_entropy_at_weight_zero_and_kl_at_one():
+    torch.manual_seed(0)
+    logits, teacher, y = torch.randn(8, 10), torch.randn(8, 10), torch.randint(0, 10, (8,))
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    assert torch.equal(distillation_loss(logits, teacher, y, 0.0, 4.0), ce)
+    assert distillation_loss(teacher, teacher, y, 1.0, 4.0).abs() < 1e-6  # matching the teacher: 0
+    kl = distillation_loss(logits, teacher, y, 1.0, 2.0)
+    p = torch.softmax(teacher / 2, 1)
+    want = 4 * (p * (p.log() - torch.log_softmax(logits / 2, 1))).sum(1).mean()
+    assert torch.allclose(kl, want, atol=1e-6)
+
+
+def test_distillation_follows_the_teacher_not_the_labels(digits):
+    data = small_data(digits)
+    # A teacher that learnt to answer (label + 1) mod 10: its soft targets contradict the labels.
+    shifted = dataclasses.replace(data, train=dataclasses.replace(data.train, y=(data.train.y + 1) % 10))
+    teacher = create_model("smallcnn", 10, 1)
+    fit(teacher, shifted, (0.5,), (0.5,), TrainConfig(epochs=6, lr=0.05, batch_size=32), CPU,
+        evaluate_every=0)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    x = (data.train.x.float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        taught = teacher.eval()(x).argmax(1)
+
+    def agreement(weight):
+        student, masks = model_and_masks(0.5)
+        cfg = TrainConfig(epochs=6, lr=0.05, batch_size=32, distill=weight, temperature=2.0)
+        fit(student, data, (0.5,), (0.5,), cfg, CPU, masks=masks, teacher=teacher, evaluate_every=0)
+        with torch.no_grad():
+            return (student.eval()(x).argmax(1) == taught).float().mean().item()
+
+    assert agreement(1.0) > 0.4 and agreement(0.0) < 0.1  # chance is 0.1
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())  # never trained
+
+
+def test_distillation_without_a_teacher_is_refused(digits):
+    with pytest.raises(PrunelabError, match="no teacher"):
+        fit(create_model("smallcnn", 10, 1), small_data(digits), (0.5,), (0.5,),
+            TrainConfig(epochs=1, distill=0.5), CPU)

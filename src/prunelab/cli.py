@@ -212,6 +212,9 @@ def echo_answers(answers) -> None:
 @click.argument("checkpoint", type=click.Path())
 @data_options
 @click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
+@click.option("--train-data", help="Recovery: retrain on this dataset's training images instead of "
+                                  "--data's (where --data's file records its images' original "
+                                  "positions, its exact pixels replace their copies here).")
 @click.option("--methods", help="Comma list of '<method>[+<recovery>]': layerwise, global, random, "
                                "sensitivity, nm-2:4, channels-layerwise, channels-global, each with an "
                                "optional +bn/+ft/+iter/+gradual (see 'prunelab methods') "
@@ -239,6 +242,9 @@ def echo_answers(answers) -> None:
 @click.option("--rewind-epoch", type=int, help="Recovery: epoch of the schedule to rewind to [default: 0].")
 @click.option("--train-batch-size", type=int, help="Recovery: images per training step [default: 128].")
 @click.option("--bn-batches", type=int, help="Recovery 'bn': batches to re-estimate on [default: 50].")
+@click.option("--distill", type=float, help="Recovery: weight (0-1) of distillation from the dense "
+                                           "network's outputs during retraining [default: 0].")
+@click.option("--temperature", type=float, help="Recovery: distillation temperature [default: 4].")
 @click.option("--device", help="auto, cpu or cuda [default: auto].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML/JSON file of sweep values; options given here override it.")
@@ -246,21 +252,23 @@ def echo_answers(answers) -> None:
               help="Run folder; the same command again resumes what is missing.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the report when the sweep is done.")
-def sweep(checkpoint, data, data_root, download, model_name, methods, levels, seeds, prune_classifier,
-          layer_cap, sensitivity, round_to, latency, threads, budget, batch_size, epochs, retrain, lr,
-          rewind_epoch, train_batch_size, bn_batches, device, config_file, out, report):
+def sweep(checkpoint, data, data_root, download, model_name, train_data, methods, levels, seeds,
+          prune_classifier, layer_cap, sensitivity, round_to, latency, threads, budget, batch_size,
+          epochs, retrain, lr, rewind_epoch, train_batch_size, bn_batches, distill, temperature, device,
+          config_file, out, report):
     """Prune a trained model at every level with every method, measure, store and answer."""
     from .config import resolve
     from .sweep import SweepConfig, parse_levels
 
     cfg = resolve(SweepConfig, config_file, checkpoint=checkpoint, data=data, model=model_name,
-                  data_root=data_root, download=download or None, methods=_csv(str)(methods),
-                  levels=parse_levels(levels) if levels else None, seeds=_csv(int)(seeds),
-                  prune_classifier=prune_classifier, layer_cap=layer_cap, sensitivity=sensitivity,
-                  round_to=round_to, latency=latency, threads=threads, batch_size=batch_size,
-                  device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
+                  train_data=train_data, data_root=data_root, download=download or None,
+                  methods=_csv(str)(methods), levels=parse_levels(levels) if levels else None,
+                  seeds=_csv(int)(seeds), prune_classifier=prune_classifier, layer_cap=layer_cap,
+                  sensitivity=sensitivity, round_to=round_to, latency=latency, threads=threads,
+                  batch_size=batch_size, device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
                                                rewind_epoch=rewind_epoch, batch_size=train_batch_size,
-                                               bn_batches=bn_batches))
+                                               bn_batches=bn_batches, distill=distill,
+                                               temperature=temperature))
     _, answers = run_sweep(cfg, Path(out), budget)
     echo_answers(answers)
     if report and distributed.is_main():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -65,6 +66,9 @@ class Dataset:
     classes: tuple[str, ...]
     flip: bool  # horizontal flip preserves the label
     pad: int  # random-crop padding for augmentation, pixels
+    # Positions of the training images in the original training set, when the file records them
+    # (the byte-exact CIFAR-10 subset does); None otherwise.
+    train_index: torch.Tensor | None = None
 
 
 def dataset_names() -> list[str]:
@@ -107,6 +111,36 @@ def load_dataset(
             raise PrunelabError(f"dataset file {path} is not a .npz file")
         raise PrunelabError(f"no such dataset file: {path}")
     raise unknown("dataset", spec, dataset_names())
+
+
+def with_training_set(data: Dataset, other: Dataset, other_name: str) -> Dataset:
+    """`data` with `other`'s training images, keeping `data`'s own pixels wherever it has them.
+
+    When `data` records where its training images sit in the original training set
+    (`train_index`, as the byte-exact CIFAR-10 subset does) and `other` holds that whole set in
+    its original order (as the JPEG copy of all 50,000 does), `data`'s exact images replace
+    their copies in `other`: the best training set there is. The labels at those positions must
+    agree, which catches a different order. The test split stays `data`'s.
+    """
+    shape, want = tuple(other.train.x.shape[1:]), tuple(data.test.x.shape[1:])
+    if shape != want:
+        raise PrunelabError(f"training data {other_name} has {shape} (C, H, W) images, the test "
+                            f"data {want}; pass training images of the same kind")
+    if len(other.classes) != len(data.classes):
+        raise PrunelabError(f"training data {other_name} has {len(other.classes)} classes, the "
+                            f"test data {len(data.classes)}")
+    x, y = other.train.x, other.train.y
+    index = data.train_index
+    if index is not None and len(index) and int(index.max()) < len(y):
+        wrong = int((y[index] != data.train.y).sum())
+        if wrong:
+            raise PrunelabError(f"training data {other_name}: {wrong} of the {len(index)} images "
+                                f"the test data's file also holds have other labels, so its "
+                                f"images are not in the original order; pass the full set in order")
+        x = x.clone()
+        x[index] = data.train.x
+    return dataclasses.replace(data, train=ImageSet(x, y), train_index=None,
+                               flip=data.flip and other.flip, pad=min(data.pad, other.pad))
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -215,6 +249,7 @@ def _load_npz(path: Path, cache_dir: str | os.PathLike | None) -> Dataset:
         raise PrunelabError(f"no such dataset file: {path}")
     with _open_npz(path) as z:
         keys = set(z.files)
+        index = _read(z, path, "train_index") if "train_index" in keys else None
         if set(UINT8_KEYS) <= keys:
             x_tr, y_tr, x_te, y_te = (_read(z, path, k) for k in UINT8_KEYS)
         elif set(JPEG_KEYS) <= keys:
@@ -236,6 +271,13 @@ def _load_npz(path: Path, cache_dir: str | os.PathLike | None) -> Dataset:
             f"{path}: train images are {tuple(train.x.shape[1:])} (C, H, W) "
             f"but test images are {tuple(test.x.shape[1:])}"
         )
+    train_index = None
+    if index is not None:
+        if index.shape != (len(train),) or not np.issubdtype(index.dtype, np.integer) or (
+                len(index) and index.min() < 0):
+            raise PrunelabError(f"{path}: train_index must be {len(train)} non-negative integer "
+                                f"positions, got {index.dtype} {index.shape}")
+        train_index = torch.from_numpy(index.astype(np.int64))
     return Dataset(
         name="cifar10-npz",
         source=str(path.resolve()),
@@ -244,6 +286,7 @@ def _load_npz(path: Path, cache_dir: str | os.PathLike | None) -> Dataset:
         classes=CIFAR10_CLASSES,
         flip=True,
         pad=4,
+        train_index=train_index,
     )
 
 

@@ -13,7 +13,7 @@ from .errors import PrunelabError, unknown
 from .pruning.masks import Masks
 from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method
 from .pruning.schedules import cubic
-from .train import TrainConfig, fit
+from .train import TrainConfig, check_config, fit
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class RecoveryConfig:
 
     `retrain="finetune"` trains at the constant learning rate `lr`; `retrain="rewind"` replays a
     cosine schedule of peak `lr` from epoch `rewind_epoch` to its end (`rewind_epoch + epochs`):
-    learning-rate rewinding (Renda, Frankle & Carbin 2020).
+    learning-rate rewinding (Renda, Frankle & Carbin 2020). `distill` > 0 also matches the dense
+    network's softened outputs (knowledge distillation, Hinton et al. 2015).
     """
 
     epochs: int = 2  # retraining epochs per level (ft, gradual) or per round (iter)
@@ -65,6 +66,8 @@ class RecoveryConfig:
     bn_batches: int = 50  # batches of training images for batch-norm recalibration
     gradual_ramp: float = 0.75  # gradual: share of the retraining steps over which sparsity rises
     gradual_every: int = 10  # gradual: steps between mask updates
+    distill: float = 0.0  # weight of distillation from the dense network (0 = labels only)
+    temperature: float = 4.0  # distillation temperature
 
 
 RETRAIN = ("finetune", "rewind")
@@ -90,14 +93,16 @@ def train_config(rc: RecoveryConfig, seed: int) -> TrainConfig:
     """The TrainConfig of one retraining run."""
     if rc.retrain not in RETRAIN:
         raise PrunelabError(f"unknown retraining '{rc.retrain}'; choose {' or '.join(RETRAIN)}")
+    common = dict(epochs=rc.epochs, lr=rc.lr, momentum=rc.momentum, weight_decay=rc.weight_decay,
+                  batch_size=rc.batch_size, augment=rc.augment, distill=rc.distill,
+                  temperature=rc.temperature, seed=seed)
     if rc.retrain == "finetune":
-        return TrainConfig(epochs=rc.epochs, lr=rc.lr, schedule="constant", momentum=rc.momentum,
-                           weight_decay=rc.weight_decay, batch_size=rc.batch_size, augment=rc.augment,
-                           seed=seed)
-    return TrainConfig(epochs=rc.epochs, lr=rc.lr, schedule="cosine", rewind_epoch=rc.rewind_epoch,
-                       schedule_epochs=rc.rewind_epoch + rc.epochs, momentum=rc.momentum,
-                       weight_decay=rc.weight_decay, batch_size=rc.batch_size, augment=rc.augment,
-                       seed=seed)
+        cfg = TrainConfig(schedule="constant", **common)
+    else:
+        cfg = TrainConfig(schedule="cosine", rewind_epoch=rc.rewind_epoch,
+                          schedule_epochs=rc.rewind_epoch + rc.epochs, **common)
+    check_config(cfg)
+    return cfg
 
 
 @torch.no_grad()
@@ -148,7 +153,9 @@ def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: fl
 
 
 def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,
-            device: torch.device, masks: Masks | None = None, pruner=None, on_epoch=None) -> None:
-    """Retrain in place with masks held (or grown by `pruner`); the sweep evaluates afterwards."""
+            device: torch.device, masks: Masks | None = None, pruner=None, on_epoch=None,
+            teacher: nn.Module | None = None) -> None:
+    """Retrain in place with masks held (or grown by `pruner`), distilling from `teacher` when
+    `rc.distill` > 0; the sweep evaluates afterwards."""
     fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
-        evaluate_every=0, on_epoch=on_epoch)
+        evaluate_every=0, on_epoch=on_epoch, teacher=teacher)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import tempfile
@@ -17,7 +18,7 @@ from torch import nn
 
 from . import distributed
 from .checkpoint import load_checkpoint
-from .data import load_dataset, normalize
+from .data import load_dataset, normalize, with_training_set
 from .errors import PrunelabError
 from .export import ModelRef, save_sparse, save_structured
 from .metrics import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
@@ -70,6 +71,7 @@ class SweepConfig:
     checkpoint: str
     data: str
     model: str | None = None  # required for foreign .th/.pt checkpoints
+    train_data: str | None = None  # retrain on these training images instead of `data`'s
     data_root: str | None = None
     download: bool = False
     methods: tuple[str, ...] = ("layerwise", "global", "random")  # each '<method>[+<recovery>]'
@@ -215,6 +217,15 @@ def levels_of(method: Method, levels: tuple[float, ...]) -> tuple[float, ...]:
     return (method.fixed_sparsity,) if method.kind == NM else levels
 
 
+def _recovery_fingerprint(rc: RecoveryConfig) -> dict:
+    """The retraining settings that fix results; distillation's only when it is on, so stores
+    written before it existed still resume."""
+    fields = asdict(rc)
+    if rc.distill == 0:
+        del fields["distill"], fields["temperature"]
+    return fields
+
+
 class Sweep:
     """A prepared sweep: model, data and store loaded, with the points still to compute."""
 
@@ -248,6 +259,9 @@ class Sweep:
         if test.x.shape[1] != self.meta.in_channels:
             raise PrunelabError(f"data '{cfg.data}' has {test.x.shape[1]}-channel images, the "
                                 f"checkpoint's model takes {self.meta.in_channels}")
+        if cfg.train_data is not None:
+            self.data = with_training_set(data, load_dataset(cfg.train_data, cfg.data_root),
+                                          cfg.train_data)
         self.x = normalize(test.x, self.meta.mean, self.meta.std).to(self.device)
         self.y = test.y.to(self.device)
         self.model.to(self.device)
@@ -268,10 +282,14 @@ class Sweep:
             "test_sha256": data_hash,
             "prune_classifier": cfg.prune_classifier,
             "layer_cap": cfg.layer_cap,
-            "recovery": asdict(cfg.recovery),
+            "recovery": _recovery_fingerprint(cfg.recovery),
             "sensitivity_sha256": hashlib.sha256(json.dumps(self.profile, sort_keys=True).encode()
                                                  ).hexdigest() if self.profile else None,
         }
+        if cfg.train_data is not None:  # only when set, as round_to
+            train = self.data.train
+            self.fingerprint["train_sha256"] = hashlib.sha256(train.x.numpy().tobytes() +
+                                                              train.y.numpy().tobytes()).hexdigest()
         if cfg.round_to is not None:  # only when set, so stores from before it existed still resume
             self.fingerprint["round_to"] = cfg.round_to
         self.ref = ModelRef(self.meta.model, self.meta.num_classes, self.meta.in_channels, self.meta.mean,
@@ -409,6 +427,15 @@ class Sweep:
             **timing,
         )
 
+    @functools.cached_property
+    def teacher(self) -> nn.Module | None:
+        """The dense network that retraining distills from (`recovery.distill` > 0), else None."""
+        if self.cfg.recovery.distill == 0:
+            return None
+        teacher = copy.deepcopy(self.model)
+        teacher.load_state_dict(self.dense_state)
+        return teacher.eval()
+
     def _epoch_hook(self, spec: str, level: float, seed: int):
         if self.on_train_epoch is None:
             return None
@@ -424,7 +451,7 @@ class Sweep:
             pruner, _ = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
                                        cfg.layer_cap, self.profile)
             retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner,
-                    on_epoch=self._epoch_hook(spec, level, seed))
+                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
             return
         if recovery.chained:
             prior = self._chain_start(spec, seed, level)
@@ -441,7 +468,7 @@ class Sweep:
             recalibrate_bn(self.model, data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
         elif recovery.trains:
             retrain(self.model, data, mean, std, rc, seed, self.device, masks=masks,
-                    on_epoch=self._epoch_hook(spec, level, seed))
+                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
         if recovery.chained:
             self._chain_save(spec, seed, level, masks)
 

@@ -40,6 +40,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, on CUDA only
     channels_last: bool = True  # NHWC memory format (faster convolutions on GPU and on this CPU)
     compile: bool = False  # torch.compile the model
+    distill: float = 0.0  # weight of distillation from a teacher's logits (0 = labels only)
+    temperature: float = 4.0  # softening of both networks' logits for distillation
     seed: int = 0
 
 
@@ -74,6 +76,22 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
 SCHEDULES = ("cosine", "constant")
 
 
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                      weight: float, temperature: float) -> torch.Tensor:
+    """(1 - weight) * cross-entropy + weight * T^2 * KL(teacher || student), both softened by T.
+
+    Knowledge distillation (Hinton, Vinyals & Dean 2015): the T^2 keeps the soft term's gradient
+    on the scale of the hard one. weight 0 is plain cross-entropy.
+    """
+    hard = F.cross_entropy(logits, targets)
+    if weight == 0:
+        return hard
+    soft = F.kl_div(F.log_softmax(logits / temperature, dim=1),
+                    F.log_softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean", log_target=True)
+    return (1 - weight) * hard + weight * temperature ** 2 * soft
+
+
 def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero padding, and random horizontal flips, on x's device.
 
@@ -106,6 +124,9 @@ def check_config(cfg: TrainConfig) -> None:
                             f"{cfg.epochs}, batch size {cfg.batch_size}, lr {cfg.lr}")
     if cfg.schedule not in SCHEDULES:
         raise PrunelabError(f"unknown schedule '{cfg.schedule}'; choose {' or '.join(SCHEDULES)}")
+    if not 0 <= cfg.distill <= 1 or not cfg.temperature > 0:
+        raise PrunelabError(f"distillation needs a weight in [0, 1] and a temperature > 0; got weight "
+                            f"{cfg.distill}, temperature {cfg.temperature}")
     if cfg.rewind_epoch < 0 or cfg.rewind_epoch > (cfg.schedule_epochs or cfg.epochs):
         raise PrunelabError(f"rewind epoch {cfg.rewind_epoch} is outside the schedule's "
                             f"{cfg.schedule_epochs or cfg.epochs} epochs")
@@ -121,7 +142,7 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         masks: Masks | None = None, pruner: Callable[[int, nn.Module], Masks | None] | None = None,
         state_dir: str | Path | None = None, evaluate_every: int = 1, distributed_data: bool = False,
         on_step: Callable[[int, int, torch.Tensor], None] | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> History:
+        on_epoch: Callable[[dict], None] | None = None, teacher: nn.Module | None = None) -> History:
     """Train `model` in place on `data.train`, evaluating on `data.test`.
 
     Args:
@@ -144,13 +165,21 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         on_step: called with (epoch, step in epoch, loss tensor) after each step; reading the
             loss (`.item()`) waits for the device, so callers should do it sparingly.
         on_epoch: called with the epoch's record.
+        teacher: the network distilled from when `cfg.distill` > 0 (e.g. the dense model, for a
+            pruned one); it sees the same augmented batches and is never updated.
 
     Returns:
         the per-epoch history.
     """
     check_config(cfg)
+    if cfg.distill > 0 and teacher is None:
+        raise PrunelabError("distillation asked for (distill > 0) but no teacher network was given")
     torch.manual_seed(cfg.seed)
     cuda = device.type == "cuda"
+    if cfg.distill > 0:
+        teacher.to(device).eval()
+        if cfg.channels_last:
+            teacher.to(memory_format=torch.channels_last)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -213,7 +242,12 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
                 group["lr"] = lr
             with autocast:
                 logits = step_model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
+                if cfg.distill > 0:
+                    with torch.no_grad():
+                        soft = teacher(xb).float()
+                    loss = distillation_loss(logits.float(), soft, yb, cfg.distill, cfg.temperature)
+                else:
+                    loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad is not None:
