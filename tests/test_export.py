@@ -181,6 +181,9 @@ def test_cli_export_errors(savings_run, monkeypatch, capsys, tmp_path, digits_ch
     code, _, err = run(monkeypatch, capsys, "export", out, "--checkpoint", digits_checkpoint, "--method",
                        "global", "--level", 0.5, "--format", "sparse", "--out", tmp_path / "m")
     assert_user_error(code, err, "either")
+    code, _, err = run(monkeypatch, capsys, "export", "--checkpoint", digits_checkpoint, "--method",
+                       "global+ft", "--level", 0.5, "--format", "sparse", "--out", tmp_path / "m")
+    assert_user_error(code, err, "retrained in a sweep", "run folder")
 
 
 def test_cli_export_untraceable_model_names_the_layer(monkeypatch, capsys, tmp_path):

@@ -116,10 +116,33 @@ def test_one_shot_after_a_retrained_point_starts_from_the_trained_weights(digits
     assert np.array_equal(dense_after.hits, fresh.point("dense", 0.0, 0).hits)
 
 
-def test_retrained_points_are_not_exported_by_re_pruning(tmp_path):
+@pytest.mark.parametrize("spec", ["global+ft", "global+iter", "channels-global+ft", "channels-layerwise+bn"])
+def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_path, spec):
+    from prunelab.metrics import evaluate
     from prunelab.sweep import point_model
 
-    with pytest.raises(PrunelabError, match="retrained"):
+    sweep = Sweep(config(digits_checkpoint, (spec,)), tmp_path)
+    points = {p.target_sparsity: p for p in sweep.run() if p.method == spec}
+    pruned, _, _, shape = point_model(tmp_path, spec, 0.8)
+    assert shape == sweep.input_shape
+    assert np.array_equal(evaluate(pruned.model, sweep.x, sweep.y).hits, points[0.8].hits)  # bit-exact
+    params = sum(p.numel() for p in pruned.model.parameters())
+    assert params == points[0.8].total_params
+    if spec.startswith("channels"):  # physically smaller, not masked
+        assert params < points[0.5].total_params
+
+
+def test_channel_pruning_has_no_schedule_and_old_runs_say_why(digits_checkpoint, tmp_path):
+    from prunelab.sweep import point_model
+
+    with pytest.raises(PrunelabError, match="no iter schedule"):
+        parse_method("channels-global+iter")
+    sweep = Sweep(config(digits_checkpoint, ("global+ft",)), tmp_path)
+    sweep.run()
+    sweep.store.close()
+    for f in (tmp_path / "models").rglob("*.sparse"):
+        f.unlink()  # as in a run from before sweeps kept retrained models
+    with pytest.raises(PrunelabError, match="kept no model"):
         point_model(tmp_path, "global+ft", 0.5)
 
 

@@ -356,8 +356,8 @@ def report(run, budget, gif):
 @click.argument("run", required=False, type=click.Path(file_okay=False))
 @click.option("--checkpoint", type=click.Path(), help="Prune this checkpoint instead of a swept RUN's.")
 @click.option("--model", "model_name", help="Registry name; needed for plain .th/.pt state dicts.")
-@click.option("--method", required=True, help="The method, e.g. global, nm-2:4, channels-layerwise; "
-                                               "'dense' for none.")
+@click.option("--method", required=True, help="The method, e.g. global, nm-2:4, channels-layerwise, "
+                                               "global+iter (RUN only); 'dense' for none.")
 @click.option("--level", type=float, required=True, help="Sparsity level (RUN: one that was swept).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of stochastic methods.")
 @click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured or onnx.")
@@ -369,8 +369,9 @@ def report(run, budget, gif):
 def export(run, checkpoint, model_name, method, level, seed, fmt, out, input_size, layer_cap, round_to):
     """Write a pruned model so its savings are real: compact sparse, structured or ONNX.
 
-    RUN is a sweep's folder; the level must be one it swept. Or pass --checkpoint to prune a
-    checkpoint directly. The file is reloaded and its outputs compared with the pruned model.
+    RUN is a sweep's folder; the level must be one it swept (retrained points, e.g. global+iter,
+    come from the model the sweep kept). Or pass --checkpoint to prune a checkpoint directly
+    (one-shot methods). The file is reloaded and its outputs compared with the pruned model.
     """
     import torch
 
@@ -378,13 +379,18 @@ def export(run, checkpoint, model_name, method, level, seed, fmt, out, input_siz
     from .export import ModelRef, check_format, export_model
     from .models import model_info
     from .pruning.masks import check_sparsity
-    from .pruning.methods import CHANNELS, get_method
+    from .pruning.methods import CHANNELS
+    from .recovery import parse_method
     from .results import DENSE
     from .sweep import point_model, prune_model
 
     if (run is None) == (checkpoint is None):
         raise PrunelabError("pass either a RUN folder or --checkpoint, not both or neither")
-    channels = method != DENSE and get_method(method).kind == CHANNELS
+    kind, recovery = parse_method(method) if method != DENSE else (None, None)
+    channels = kind is not None and kind.kind == CHANNELS
+    if checkpoint is not None and recovery is not None and recovery.name != "none":
+        raise PrunelabError(f"'{method}' points are retrained in a sweep; export them from its "
+                            f"run folder (prunelab export RUN --method {method} ...)")
     check_format(fmt, channels)
     check_sparsity(level, "--level")
     if run is not None:

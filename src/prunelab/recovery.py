@@ -80,12 +80,13 @@ def parse_method(spec: str) -> tuple[Method, Recovery]:
     if recovery and recovery not in RECOVERIES:
         raise unknown("recovery", recovery, RECOVERIES)
     rec = RECOVERIES[recovery or "none"]
-    if rec.name != "none" and method.kind == CHANNELS:
-        raise PrunelabError(f"'{spec}': recovery after channel pruning is not in prunelab yet; "
-                            f"sweep '{name}' one-shot (bench/ has a fine-tuning script for it)")
-    if rec.name in ("iter", "gradual") and method.kind == NM:
-        raise PrunelabError(f"'{spec}': N:M has one fixed sparsity, so it has no schedule; use "
-                            f"'{name}+ft' or '{name}+bn'")
+    if rec.chained or rec.name == "gradual":
+        if method.kind == CHANNELS:
+            raise PrunelabError(f"'{spec}': channel pruning has no {rec.name} schedule in prunelab "
+                                f"yet; use '{name}+ft' (prune once, then retrain) or '{name}+bn'")
+        if method.kind == NM:
+            raise PrunelabError(f"'{spec}': N:M has one fixed sparsity, so it has no schedule; use "
+                                f"'{name}+ft' or '{name}+bn'")
     return method, rec
 
 
@@ -149,7 +150,7 @@ def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: fl
         state["level"] = level
         return state["masks"]
 
-    return prune, state
+    return prune
 
 
 def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,

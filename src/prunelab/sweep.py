@@ -20,14 +20,23 @@ from . import distributed
 from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize, with_training_set
 from .errors import PrunelabError
-from .export import ModelRef, save_sparse, save_structured
+from .export import ModelRef, load_sparse, load_structured, save_sparse, save_structured
 from .metrics import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
 from .models import ModelInfo, model_info
 from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
 from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method, method_weights
 from .pruning.schedules import geometric
 from .pruning.structured import Structured, prune_channels
-from .recovery import RecoveryConfig, gradual_pruner, parse_method, recalibrate_bn, retrain, train_config
+from .recovery import (
+    RECOVERIES,
+    Recovery,
+    RecoveryConfig,
+    gradual_pruner,
+    parse_method,
+    recalibrate_bn,
+    retrain,
+    train_config,
+)
 from .results import DENSE, Point, Store, level_key
 
 
@@ -181,9 +190,6 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     Returns:
         (the pruned model, registry metadata, model reference, (C, H, W) of one input).
     """
-    if parse_method(method)[1].name != "none":
-        raise PrunelabError(f"'{method}' points were retrained, and re-pruning the checkpoint cannot "
-                            f"rebuild their weights; export a one-shot method's point")
     store = Store.open(run)
     try:
         config = store.meta("config") or {}
@@ -198,6 +204,8 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
                                 f"it swept {', '.join(methods)}")
         raise PrunelabError(f"level {level:g} of '{method}' (seed {seed}) was not swept in {run}; "
                             f"swept levels: {', '.join(f'{v:g}' for v in swept)}")
+    if method != DENSE and parse_method(method)[1].name != "none":
+        return _retrained_point(run, method, level, seed, config)
     model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
     info = model_info(meta.model)
     if "input_shape" in config:
@@ -210,6 +218,25 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
                          load_profile(config["sensitivity"]) if config.get("sensitivity") else None)
     ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
     return pruned, info, ref, shape
+
+
+def point_file(run: str | Path, spec: str, level: float, seed: int, file_format: str) -> Path:
+    """Where a sweep keeps the model of a retrained point: RUN/models/<spec>-seed<k>/<ppm>.<ext>."""
+    ext = "safetensors" if file_format == "structured" else "sparse"
+    return Path(run) / "models" / f"{spec.replace('+', '_')}-seed{seed}" / f"{level_key(level):07d}.{ext}"
+
+
+def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config: dict
+                     ) -> tuple[Pruned, ModelInfo, ModelRef, tuple[int, ...]]:
+    """Load the kept model of a retrained point (its weights come from training, not the checkpoint)."""
+    for file_format, load in (("sparse", load_sparse), ("structured", load_structured)):
+        path = point_file(run, spec, level, seed, file_format)
+        if path.exists():
+            model, ref = load(path)
+            return Pruned(model, None, None), model_info(ref.name), ref, tuple(config["input_shape"])
+    raise PrunelabError(f"run {run} kept no model for the retrained point '{spec}' at {level:g} (seed "
+                        f"{seed}): sweeps before prunelab kept them did not; sweep it again into a "
+                        f"new folder")
 
 
 def levels_of(method: Method, levels: tuple[float, ...]) -> tuple[float, ...]:
@@ -377,13 +404,16 @@ class Sweep:
         """
         start = time.perf_counter()
         cfg = self.cfg
-        if spec != DENSE and parse_method(spec)[1].name != "none":
+        method, recovery = parse_method(spec) if spec != DENSE else (None, RECOVERIES["none"])
+        if recovery.name != "none" and method.kind != CHANNELS:
             self._prune_and_recover(spec, level, seed)  # in place, on the sweep's model
             pruned = Pruned(self.model, None, None)
         else:
             self.model.load_state_dict(self.dense_state)  # a recovery point may have trained it
-            pruned = prune_model(self.model, self.info, spec, level, seed, self.x[:1], cfg.prune_classifier,
-                                 cfg.layer_cap, cfg.round_to, self.profile)
+            pruned = prune_model(self.model, self.info, method.name if method else DENSE, level, seed,
+                                 self.x[:1], cfg.prune_classifier, cfg.layer_cap, cfg.round_to, self.profile)
+            if recovery.name != "none":  # channels removed: the smaller network recovers, no masks
+                self._recover(pruned.model, recovery, spec, level, seed)
         return self.measure(pruned, spec, level, seed, start)
 
     def measure(self, pruned: Pruned, spec: str, level: float, seed: int, start: float) -> Point:
@@ -391,13 +421,17 @@ class Sweep:
         cfg, model = self.cfg, pruned.model
         ev = evaluate(model, self.x, self.y, cfg.batch_size)
         counted = macs(model, self.input_shape)
+        # A retrained point's weights exist nowhere else: its file is kept for `prunelab export`.
+        # A one-shot point's file is measured and dropped (re-pruning the checkpoint rebuilds it).
+        kept = spec != DENSE and parse_method(spec)[1].name != "none"
+        file_format = "structured" if pruned.structured is not None else "sparse"
         with tempfile.TemporaryDirectory() as tmp:
-            if pruned.structured is not None:
-                file_format = "structured"
-                file_bytes = save_structured(Path(tmp) / "model.safetensors", model, self.info, self.ref)
+            path = point_file(self.store.folder if kept else tmp, spec, level, seed, file_format)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if file_format == "structured":
+                file_bytes = save_structured(path, model, self.info, self.ref)
             else:
-                file_format = "sparse"
-                file_bytes = save_sparse(Path(tmp) / "model.sparse", model, self.ref)
+                file_bytes = save_sparse(path, model, self.ref)
         timing = {}
         if cfg.latency:
             for batch, warmup, repeats in LATENCY_RUNS:
@@ -448,8 +482,8 @@ class Sweep:
         if recovery.name == "gradual":
             self.model.load_state_dict(self.dense_state)
             steps = cfg.recovery.epochs * -(-len(data.train) // rc.batch_size)
-            pruner, _ = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
-                                       cfg.layer_cap, self.profile)
+            pruner = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
+                                    cfg.layer_cap, self.profile)
             retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner,
                     on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
             return
@@ -464,13 +498,19 @@ class Sweep:
         masks = compute_masks(method, weights, level, seed, prior=prior, layer_cap=cfg.layer_cap,
                               profile=self.profile)
         apply_masks(self.model, masks)
-        if recovery.name == "bn":
-            recalibrate_bn(self.model, data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
-        elif recovery.trains:
-            retrain(self.model, data, mean, std, rc, seed, self.device, masks=masks,
-                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
+        self._recover(self.model, recovery, spec, level, seed, masks)
         if recovery.chained:
             self._chain_save(spec, seed, level, masks)
+
+    def _recover(self, model: nn.Module, recovery: Recovery, spec: str, level: float, seed: int,
+                 masks: Masks | None = None) -> None:
+        """Batch-norm recalibration or retraining (masks held) of a pruned `model`, in place."""
+        rc, mean, std = self.cfg.recovery, self.meta.mean, self.meta.std
+        if recovery.name == "bn":
+            recalibrate_bn(model, self.data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
+        elif recovery.trains:
+            retrain(model, self.data, mean, std, rc, seed, self.device, masks=masks,
+                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
 
     def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
         """Compute every missing point, storing each as it finishes; returns all stored points."""
