@@ -137,13 +137,17 @@ def test_channel_pruning_has_no_schedule_and_old_runs_say_why(digits_checkpoint,
 
     with pytest.raises(PrunelabError, match="no iter schedule"):
         parse_method("channels-global+iter")
-    sweep = Sweep(config(digits_checkpoint, ("global+ft",)), tmp_path)
-    sweep.run()
+    sweep = Sweep(config(digits_checkpoint, ("global+ft", "global+iter")), tmp_path)
+    points = {(p.method, p.target_sparsity): p for p in sweep.run()}
     sweep.store.close()
     for f in (tmp_path / "models").rglob("*.sparse"):
         f.unlink()  # as in a run from before sweeps kept retrained models
     with pytest.raises(PrunelabError, match="kept no model"):
         point_model(tmp_path, "global+ft", 0.5)
+    from prunelab.metrics import evaluate
+
+    pruned = point_model(tmp_path, "global+iter", 0.8)[0]  # an iterative chain's saved state serves
+    assert np.array_equal(evaluate(pruned.model, sweep.x, sweep.y).hits, points["global+iter", 0.8].hits)
 
 
 def test_distillation_and_training_data_are_part_of_the_configuration(digits_checkpoint, tmp_path):

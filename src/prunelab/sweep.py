@@ -226,6 +226,11 @@ def point_file(run: str | Path, spec: str, level: float, seed: int, file_format:
     return Path(run) / "models" / f"{spec.replace('+', '_')}-seed{seed}" / f"{level_key(level):07d}.{ext}"
 
 
+def chain_dir(run: str | Path, spec: str, seed: int) -> Path:
+    """Where an iterative chain keeps its retrained state at every level."""
+    return Path(run) / "chains" / f"{spec.replace('+', '_')}-seed{seed}"
+
+
 def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config: dict
                      ) -> tuple[Pruned, ModelInfo, ModelRef, tuple[int, ...]]:
     """Load the kept model of a retrained point (its weights come from training, not the checkpoint)."""
@@ -234,6 +239,14 @@ def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config
         if path.exists():
             model, ref = load(path)
             return Pruned(model, None, None), model_info(ref.name), ref, tuple(config["input_shape"])
+    chain = chain_dir(run, spec, seed) / f"{level_key(level):07d}.safetensors"
+    if chain.exists():  # an iterative chain's state at this level is the point's model
+        model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
+        state = load_file(str(chain))
+        masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items() if k.startswith("mask::")}
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("mask::")})
+        ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+        return Pruned(model.eval(), masks, None), model_info(meta.model), ref, tuple(config["input_shape"])
     raise PrunelabError(f"run {run} kept no model for the retrained point '{spec}' at {level:g} (seed "
                         f"{seed}): sweeps before prunelab kept them did not; sweep it again into a "
                         f"new folder")
@@ -364,7 +377,7 @@ class Sweep:
     # ------------------------------------------------------------ iterative chains
 
     def _chain_dir(self, spec: str, seed: int) -> Path:
-        return self.store.folder / "chains" / f"{spec.replace('+', '_')}-seed{seed}"
+        return chain_dir(self.store.folder, spec, seed)
 
     def _chain_start(self, spec: str, seed: int, level: float) -> Masks | None:
         """Load into the model the chain's retrained state at the level just below `level`.
