@@ -181,11 +181,16 @@ def test_bad_arguments():
 def test_nm_exact_pattern():
     w = torch.randn(6, 8, 3, 3)
     mask = nm_mask(w.abs(), 2, 4)
-    groups, kept = w.abs().reshape(-1, 4), mask.reshape(-1, 4)
+    # groups of 4 run along the input channels at each (out, kh, kw), as sparse tensor cores read them
+    groups, kept = w.abs().permute(0, 2, 3, 1).reshape(-1, 4), mask.permute(0, 2, 3, 1).reshape(-1, 4)
     assert (kept.sum(1) == 2).all() and mask.shape == w.shape
     # the two kept are the two largest of each group
     assert (groups[kept].reshape(-1, 2).min(1).values >= groups[~kept].reshape(-1, 2).max(1).values).all()
     assert 1 - mask.float().mean() == 0.5
+    linear = torch.randn(3, 8)
+    assert torch.equal(nm_mask(linear.abs(), 2, 4).reshape(-1, 4).sum(1), torch.full((6,), 2))
+    with pytest.raises(PrunelabError, match="6 input channels"):
+        nm_mask(torch.randn(4, 6, 3, 3), 2, 4)
 
 
 def test_nm_method_skips_stem_and_names_bad_layers():

@@ -176,15 +176,15 @@ ALLOCATIONS = {"layerwise": layerwise, "global": global_, "sensitivity": by_sens
 
 
 def nm_mask(scores: torch.Tensor, n: int = 2, m: int = 4, name: str = "weight") -> torch.Tensor:
-    """N:M semi-structured mask: in every group of `m` consecutive weights of an output row, keep
-    the `n` highest scores.
+    """N:M semi-structured mask: in every group of `m` consecutive input channels (input features
+    of a Linear) feeding one output at one kernel position, keep the `n` highest scores.
 
-    Groups run along the flattened input dimension in PyTorch's layout: (out, in, kh, kw) rows are
-    in*kh*kw long, so a Linear is grouped along its input features (the 2:4 pattern sparse tensor
-    cores read) and a conv along (in, kh, kw) in that order.
+    That is the pattern sparse tensor cores read: a convolution runs as a GEMM whose reduction
+    runs over (kh, kw, in) with the input channels innermost (NHWC), so groups run along `in`
+    at a fixed (out, kh, kw) — not across kernel positions.
 
     Args:
-        scores: (out, ...) importance scores, e.g. |w|.
+        scores: (out, in) or (out, in, kh, kw) importance scores, e.g. |w|.
         n: weights kept per group, 0 <= n <= m.
         m: group length, >= 1.
         name: the layer, for the error message.
@@ -194,14 +194,15 @@ def nm_mask(scores: torch.Tensor, n: int = 2, m: int = 4, name: str = "weight") 
     """
     if not (isinstance(n, int) and isinstance(m, int)) or m < 1 or not 0 <= n <= m:
         raise PrunelabError(f"N:M needs integers 0 <= N <= M, M >= 1; got {n}:{m}")
-    row = scores[0].numel() if scores.dim() > 0 else 1
-    if scores.dim() < 2 or row % m:
-        raise PrunelabError(f"N:M {n}:{m} cannot prune layer '{name}': its rows hold {row} weights "
-                            f"(in features x kernel), not a multiple of {m}")
-    groups = scores.reshape(-1, m)
+    if scores.dim() < 2 or scores.shape[1] % m:
+        inputs = scores.shape[1] if scores.dim() >= 2 else 1
+        raise PrunelabError(f"N:M {n}:{m} cannot prune layer '{name}': its {inputs} input channels "
+                            f"(features) are not a multiple of {m}")
+    inner = scores.movedim(1, -1)  # (out, kh, kw, in): groups of m along the input channels
+    groups = inner.reshape(-1, m)
     keep = torch.topk(groups, k=n, dim=1).indices
     mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, keep, True)
-    return mask.view(scores.shape)
+    return mask.view(inner.shape).movedim(-1, 1).contiguous()
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:

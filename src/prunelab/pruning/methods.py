@@ -129,8 +129,8 @@ def compute_masks(method: Method, weights: dict[str, torch.Tensor], sparsity: fl
 
 
 def method_weights(method: Method, weights: dict[str, torch.Tensor], stem: str) -> dict[str, torch.Tensor]:
-    """The weights a method prunes: N:M leaves the declared stem dense (its rows, e.g. 3x3x3 = 27
-    weights, rarely fit a group of M, and sparse kernels skip it); every other method takes all."""
+    """The weights a method prunes: N:M leaves the declared stem dense (its 3 input channels do
+    not fill a group of M, and sparse kernels skip it); every other method takes all."""
     if method.kind == NM:
         return {k: v for k, v in weights.items() if k != f"{stem}.weight"}
     return weights
