@@ -169,3 +169,22 @@ def test_distillation_and_training_data_are_part_of_the_configuration(digits_che
     plain.point("global+ft", 0.8, 0)  # the same retraining without the teacher trains otherwise
     assert any(not torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
                                                       sweep.model.state_dict().values(), strict=True))
+
+
+def test_report_states_the_retraining_recipe(digits_checkpoint, tmp_path):
+    import dataclasses
+
+    from prunelab.report import write_report
+
+    kd = dataclasses.replace(FAST, distill=0.25)
+    Sweep(config(digits_checkpoint, ("global", "global+bn")), tmp_path / "bn").run()
+    Sweep(SweepConfig(checkpoint=str(digits_checkpoint), data="digits", train_data="digits",
+                      methods=("global+ft",), levels=(0.5,), device="cpu", recovery=kd),
+          tmp_path / "kd").run()
+    Sweep(config(digits_checkpoint, ("global",)), tmp_path / "plain").run()
+    bn = (write_report(tmp_path / "bn").folder / "report.md").read_text()
+    assert "- retraining: 1 epoch(s) per level or round, constant lr 0.01" in bn and "distill" not in bn
+    md = (write_report(tmp_path / "kd").folder / "report.md").read_text()
+    assert "distillation from the dense network, weight 0.25, T 4.0" in md
+    assert "- training images: `digits` (sha256 " in md
+    assert "retraining" not in (write_report(tmp_path / "plain").folder / "report.md").read_text()

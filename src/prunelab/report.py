@@ -549,4 +549,15 @@ def _facts(data: _Run) -> list[str]:
         ("points", f"{len(data.points)} (dense baseline included)"),
         ("prunelab", str(data.version or "unknown")),
     ]
+    rc = fp.get("recovery") or {}
+    if rc and any("+" in m for m in data.curves):
+        how = (f"constant lr {rc.get('lr')}" if rc.get("retrain") == "finetune" else
+               f"lr rewinding, cosine from {rc.get('lr')} (from epoch {rc.get('rewind_epoch', 0)})")
+        kd = (f"; distillation from the dense network, weight {rc['distill']}, T {rc['temperature']}"
+              if rc.get("distill") else "")
+        facts.append(("retraining", f"{rc.get('epochs')} epoch(s) per level or round, {how}, batch "
+                                    f"{rc.get('batch_size')}{kd}; batch-norm recalibration on "
+                                    f"{rc.get('bn_batches')} batches"))
+        facts.append(("training images", f"`{cfg.get('train_data') or cfg.get('data', 'unknown')}`"
+                      + (f" (sha256 {short(fp['train_sha256'])})" if fp.get("train_sha256") else "")))
     return [f"- {k}: {v}" for k, v in facts]
