@@ -46,6 +46,12 @@ def test_missing_and_corrupt_data(monkeypatch, capsys, tmp_path, digits_checkpoi
     code, _, err = run(monkeypatch, capsys, "train", "--model", "resnet20", "--data", "cifar10",
                        "--data-root", tmp_path / "none", "--out", tmp_path / "t")
     assert_user_error(code, err, str(tmp_path / "none"), "--download")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--train-data", tmp_path / "no.npz",
+                       "--methods", "global+ft", "--out", tmp_path / "r")
+    assert_user_error(code, err, "no.npz")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global+ft",
+                       "--distill", "2", "--out", tmp_path / "r")
+    assert_user_error(code, err, "distillation", "[0, 1]")
 
 
 def test_checkpoint_that_does_not_fit(monkeypatch, capsys, tmp_path, th_file):
