@@ -300,7 +300,7 @@ class Sweep:
             raise PrunelabError(f"data '{cfg.data}' has {test.x.shape[1]}-channel images, the "
                                 f"checkpoint's model takes {self.meta.in_channels}")
         if cfg.train_data is not None:
-            self.data = with_training_set(data, load_dataset(cfg.train_data, cfg.data_root),
+            self.data = with_training_set(data, load_dataset(cfg.train_data, cfg.data_root, cfg.download),
                                           cfg.train_data)
         self.x = normalize(test.x, self.meta.mean, self.meta.std).to(self.device)
         self.y = test.y.to(self.device)
