@@ -427,19 +427,22 @@ class Sweep:
                                  self.x[:1], cfg.prune_classifier, cfg.layer_cap, cfg.round_to, self.profile)
             if recovery.name != "none":  # channels removed: the smaller network recovers, no masks
                 self._recover(pruned.model, recovery, spec, level, seed)
-        return self.measure(pruned, spec, level, seed, start)
+        return self.measure(pruned, spec, level, seed, start, keep=recovery.name != "none")
 
-    def measure(self, pruned: Pruned, spec: str, level: float, seed: int, start: float) -> Point:
-        """Evaluate and measure a pruned model as the point (spec, level, seed), begun at `start`."""
+    def measure(self, pruned: Pruned, spec: str, level: float, seed: int, start: float,
+                keep: bool = False) -> Point:
+        """Evaluate and measure a pruned model as the point (spec, level, seed), begun at `start`.
+
+        `keep`: keep the exported file in the run folder (`point_file`), for a retrained point
+        whose weights exist nowhere else; otherwise it is measured and dropped (re-pruning the
+        checkpoint rebuilds a one-shot point).
+        """
         cfg, model = self.cfg, pruned.model
         ev = evaluate(model, self.x, self.y, cfg.batch_size)
         counted = macs(model, self.input_shape)
-        # A retrained point's weights exist nowhere else: its file is kept for `prunelab export`.
-        # A one-shot point's file is measured and dropped (re-pruning the checkpoint rebuilds it).
-        kept = spec != DENSE and parse_method(spec)[1].name != "none"
         file_format = "structured" if pruned.structured is not None else "sparse"
         with tempfile.TemporaryDirectory() as tmp:
-            path = point_file(self.store.folder if kept else tmp, spec, level, seed, file_format)
+            path = point_file(self.store.folder if keep else tmp, spec, level, seed, file_format)
             path.parent.mkdir(parents=True, exist_ok=True)
             if file_format == "structured":
                 file_bytes = save_structured(path, model, self.info, self.ref)
