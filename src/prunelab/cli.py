@@ -401,7 +401,7 @@ def export(run, checkpoint, model_name, method, level, seed, fmt, out, input_siz
         shape = (meta.in_channels, input_size, input_size)
         pruned = prune_model(model, info, method, level, seed, torch.zeros((1, *shape)),
                              layer_cap=layer_cap, round_to=round_to)
-        ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+        ref = ModelRef.of(meta)
     done = export_model(pruned.model, info, ref, fmt, out, shape, channels)
     line = f"wrote {done.path} ({fmt}, {done.bytes:,} bytes, measured)"
     if done.floor is not None:

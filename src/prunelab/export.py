@@ -46,6 +46,11 @@ class ModelRef:
     std: tuple[float, ...]
     classes: tuple[str, ...] | None = None
 
+    @classmethod
+    def of(cls, meta) -> ModelRef:
+        """The reference of a checkpoint's metadata (`CheckpointMeta`)."""
+        return cls(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+
     def to_json(self) -> dict:
         return {"model": self.name, "num_classes": self.num_classes, "in_channels": self.in_channels,
                 "mean": list(self.mean), "std": list(self.std),

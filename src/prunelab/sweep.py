@@ -216,7 +216,7 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     pruned = prune_model(model, info, method, level, seed, example, config.get("prune_classifier", False),
                          config.get("layer_cap"), config.get("round_to"),
                          load_profile(config["sensitivity"]) if config.get("sensitivity") else None)
-    ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+    ref = ModelRef.of(meta)
     return pruned, info, ref, shape
 
 
@@ -231,6 +231,13 @@ def chain_dir(run: str | Path, spec: str, seed: int) -> Path:
     return Path(run) / "chains" / f"{spec.replace('+', '_')}-seed{seed}"
 
 
+def read_chain_state(path: Path, device: str = "cpu") -> tuple[dict, Masks]:
+    """A chain state file: (the model's state dict, the masks at that level)."""
+    state = load_file(str(path), device=device)
+    masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items() if k.startswith("mask::")}
+    return {k: v for k, v in state.items() if not k.startswith("mask::")}, masks
+
+
 def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config: dict
                      ) -> tuple[Pruned, ModelInfo, ModelRef, tuple[int, ...]]:
     """Load the kept model of a retrained point (its weights come from training, not the checkpoint)."""
@@ -242,10 +249,9 @@ def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config
     chain = chain_dir(run, spec, seed) / f"{level_key(level):07d}.safetensors"
     if chain.exists():  # an iterative chain's state at this level is the point's model
         model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
-        state = load_file(str(chain))
-        masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items() if k.startswith("mask::")}
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("mask::")})
-        ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+        state, masks = read_chain_state(chain)
+        model.load_state_dict(state)
+        ref = ModelRef.of(meta)
         return Pruned(model.eval(), masks, None), model_info(meta.model), ref, tuple(config["input_shape"])
     raise PrunelabError(f"run {run} kept no model for the retrained point '{spec}' at {level:g} (seed "
                         f"{seed}): sweeps before prunelab kept them did not; sweep it again into a "
@@ -332,8 +338,7 @@ class Sweep:
                                                               train.y.numpy().tobytes()).hexdigest()
         if cfg.round_to is not None:  # only when set, so stores from before it existed still resume
             self.fingerprint["round_to"] = cfg.round_to
-        self.ref = ModelRef(self.meta.model, self.meta.num_classes, self.meta.in_channels, self.meta.mean,
-                            self.meta.std, self.meta.classes)
+        self.ref = ModelRef.of(self.meta)
         self.input_shape = tuple(self.x.shape[1:])
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
                   "prunable": self.prunable, "device": str(self.device),
@@ -390,10 +395,8 @@ class Sweep:
         for lv in reversed(below):
             path = folder / f"{level_key(lv):07d}.safetensors"
             if path.exists():
-                state = load_file(str(path), device=str(self.device))
-                masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items()
-                         if k.startswith("mask::")}
-                self.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("mask::")})
+                state, masks = read_chain_state(path, str(self.device))
+                self.model.load_state_dict(state)
                 return masks
         self.model.load_state_dict(self.dense_state)
         return None
