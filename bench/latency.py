@@ -4,6 +4,12 @@ processes hits every model alike; median per model, after warm-up.
 Models: 'dense:<registry name>' (random init), 'ckpt:<path>:<name>' (a checkpoint),
 'structured:<file>' (prunelab export --format structured), 'sparse:<file>' (prunelab sparse
 file, run densely as PyTorch does).
+
+Runtimes (`--runtimes`), those of `prunelab.metrics.forward_runner`: 'torch' (eager PyTorch,
+`torch.inference_mode`) and 'onnxruntime' (the ONNX that `prunelab export --format onnx` writes,
+run by onnxruntime's CPU provider with all graph optimisations: batch norm folded into the
+convolutions, conv+ReLU fused). Both use `--threads` intra-op threads. Each model's speed-up is
+against the first model in the same runtime.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import torch
 
 from prunelab.checkpoint import load_checkpoint
 from prunelab.export import load_sparse, load_structured
+from prunelab.metrics import LATENCY_RUNTIMES, forward_runner
 from prunelab.models import create_model
 
 
@@ -39,36 +46,48 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("models", nargs="+", help="label=spec")
     p.add_argument("--batches", default="1,64")
+    p.add_argument("--runtimes", default="torch", help="comma-separated: torch, onnxruntime")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--out")
     args = p.parse_args()
+    runtimes = args.runtimes.split(",")
+    if unknown := set(runtimes) - set(LATENCY_RUNTIMES):
+        raise SystemExit(f"unknown runtime(s) {sorted(unknown)}: choose from {', '.join(LATENCY_RUNTIMES)}")
     torch.set_num_threads(args.threads)
     models = {}
     for item in args.models:
         label, _, spec = item.partition("=")
         models[label] = load(spec)
+    first = next(iter(models))
     results = {"threads": torch.get_num_threads(), "warmup": args.warmup, "repeats": args.repeats,
                "torch": torch.__version__, "batches": {}}
+    runners = {(runtime, label): forward_runner(model, (3, args.size, args.size), runtime, args.threads)
+               for runtime in runtimes for label, model in models.items()}
+    if "onnxruntime" in runtimes:
+        import onnxruntime
+        results["onnxruntime"] = onnxruntime.__version__
     for batch in (int(b) for b in args.batches.split(",")):
         x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
-        times = {label: [] for label in models}
+        times = {key: [] for key in runners}
         for i in range(args.warmup + args.repeats):
-            for label, model in models.items():
+            for key, run in runners.items():
                 start = time.perf_counter()
-                model(x)
+                run(x)
                 if i >= args.warmup:
-                    times[label].append(time.perf_counter() - start)
-        results["batches"][batch] = {label: {"median_s": float(np.median(t)),
-                                             "iqr_s": float(np.subtract(*np.percentile(t, [75, 25])))}
-                                     for label, t in times.items()}
-        base = next(iter(models))
-        for label, t in results["batches"][batch].items():
-            ratio = results["batches"][batch][base]["median_s"] / t["median_s"]
-            print(f"batch {batch:3d} {label:28s} median {1e3 * t['median_s']:9.2f} ms "
-                  f"(IQR {1e3 * t['iqr_s']:.2f})  {ratio:.2f}x vs {base}", flush=True)
+                    times[key].append(time.perf_counter() - start)
+        row = results["batches"].setdefault(batch, {})
+        for (runtime, label), t in times.items():
+            median = float(np.median(t))
+            base = float(np.median(times[runtime, first]))
+            row.setdefault(runtime, {})[label] = {
+                "median_s": median, "iqr_s": float(np.subtract(*np.percentile(t, [75, 25]))),
+                "speedup": base / median}
+            print(f"batch {batch:3d} {runtime:11s} {label:28s} median {1e3 * median:9.2f} ms "
+                  f"(IQR {1e3 * row[runtime][label]['iqr_s']:.2f})  {base / median:.2f}x vs "
+                  f"{first}", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -109,7 +109,8 @@ def test_onnx_agrees_with_pytorch(masked90, structured, tmp_path):
 def savings_run(digits_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("savings")
     cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", device="cpu", levels=(0.5,),
-                      methods=("global", "nm-2:4", "channels-layerwise"), latency=True, round_to=None)
+                      methods=("global", "nm-2:4", "channels-layerwise"), latency=True, round_to=None,
+                      runtime="onnxruntime")
     points = Sweep(cfg, out).run()
     return out, {p.method: p for p in points}
 
@@ -126,6 +127,7 @@ def test_sweep_points_carry_savings(savings_run):
     assert nm.target_sparsity == 0.5 and 0.45 < nm.sparsity < 0.5  # the stem stays dense
     for p in points.values():
         assert p.latency_b1 > 0 and p.latency_b64 > 0 and p.latency_threads == 1
+        assert p.latency_runtime == "onnxruntime"
 
 
 def test_old_rows_without_savings_still_read(savings_run, tmp_path):
@@ -141,7 +143,7 @@ def test_old_rows_without_savings_still_read(savings_run, tmp_path):
     for row in store._conn.execute("SELECT * FROM points"):
         data = json.loads(row[3])
         for key in ("macs", "effective_macs", "file_bytes", "file_format", "latency_b1", "latency_b64",
-                    "latency_threads"):
+                    "latency_threads", "latency_runtime"):
             data.pop(key)
         conn.execute("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?)", (*row[:3], json.dumps(data), *row[4:]))
     conn.commit()
@@ -211,5 +213,5 @@ def test_report_shows_savings_labelled(savings_run, tmp_path):
         png.verify()
     text = rep.files["markdown"].read_text()
     assert "What the pruned models really save" in text
-    for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]"):
+    for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]", "1 thread, onnxruntime"):
         assert label in text

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import PrunelabError
-from prunelab.metrics import latency, macs
+from prunelab.metrics import forward_runner, latency, macs
 from prunelab.models import ModelInfo, PadShortcut, create_model, model_info
 from prunelab.pruning.masks import nm_mask, prunable_weights
 from prunelab.pruning.methods import compute_masks, get_method, method_weights
@@ -227,3 +227,16 @@ def test_latency_is_measured_and_threads_restored():
     t = latency(nn.Conv2d(3, 4, 3), (3, 16, 16), batch=2, threads=1, warmup=1, repeats=3)
     assert t.median > 0 and t.threads == 1 and t.batch == 2 and t.repeats == 3
     assert torch.get_num_threads() == before
+
+
+def test_onnxruntime_runs_the_same_model_and_is_timed():
+    net = create_model("resnet20").eval()
+    x = torch.randn(3, 3, 32, 32)
+    want = forward_runner(net, (3, 32, 32), "torch")(x)
+    got = forward_runner(net, (3, 32, 32), "onnxruntime")(x)
+    assert got.shape == want.shape == (3, 10)
+    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, torch.zeros_like(got))
+    t = latency(net, (3, 32, 32), batch=2, threads=1, warmup=1, repeats=2, runtime="onnxruntime")
+    assert t.median > 0 and t.runtime == "onnxruntime" and t.threads == 1
+    with pytest.raises(PrunelabError, match="unknown latency runtime 'tvm'"):
+        latency(net, (3, 32, 32), runtime="tvm")

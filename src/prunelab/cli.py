@@ -231,6 +231,9 @@ def echo_answers(answers) -> None:
 @click.option("--latency/--no-latency", default=None,
               help="Also measure latency at batch 1 and 64 for every point [default: off].")
 @click.option("--threads", type=int, help="CPU threads for --latency [default: 1].")
+@click.option("--runtime", type=click.Choice(["torch", "onnxruntime"]),
+              help="What runs the --latency forwards: eager PyTorch, or onnxruntime on the exported "
+                   "ONNX [default: torch].")
 @click.option("--budget", type=float, default=1.0, show_default=True,
               help="Accuracy budget in top-1 points for the answer.")
 @click.option("--batch-size", type=int, help="Evaluation batch size [default: 500].")
@@ -253,7 +256,7 @@ def echo_answers(answers) -> None:
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the report when the sweep is done.")
 def sweep(checkpoint, data, data_root, download, model_name, train_data, methods, levels, seeds,
-          prune_classifier, layer_cap, sensitivity, round_to, latency, threads, budget, batch_size,
+          prune_classifier, layer_cap, sensitivity, round_to, latency, threads, runtime, budget, batch_size,
           epochs, retrain, lr, rewind_epoch, train_batch_size, bn_batches, distill, temperature, device,
           config_file, out, report):
     """Prune a trained model at every level with every method, measure, store and answer."""
@@ -265,10 +268,10 @@ def sweep(checkpoint, data, data_root, download, model_name, train_data, methods
                   methods=_csv(str)(methods), levels=parse_levels(levels) if levels else None,
                   seeds=_csv(int)(seeds), prune_classifier=prune_classifier, layer_cap=layer_cap,
                   sensitivity=sensitivity, round_to=round_to, latency=latency, threads=threads,
-                  batch_size=batch_size, device=device, recovery=dict(epochs=epochs, retrain=retrain, lr=lr,
-                                               rewind_epoch=rewind_epoch, batch_size=train_batch_size,
-                                               bn_batches=bn_batches, distill=distill,
-                                               temperature=temperature))
+                  runtime=runtime, batch_size=batch_size, device=device,
+                  recovery=dict(epochs=epochs, retrain=retrain, lr=lr, rewind_epoch=rewind_epoch,
+                                batch_size=train_batch_size, bn_batches=bn_batches, distill=distill,
+                                temperature=temperature))
     _, answers = run_sweep(cfg, Path(out), budget)
     echo_answers(answers)
     if report and distributed.is_main():

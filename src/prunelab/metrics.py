@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import PrunelabError
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -169,6 +171,58 @@ def weight_density(counts: Counts) -> dict[str, float]:
     return {name.removesuffix(".weight"): 1.0 - z / n for name, (z, n) in counts.per_layer.items() if n}
 
 
+def _torch_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int):
+    """Eager PyTorch on the model's device (inputs moved there, outputs synchronised)."""
+    device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = model(x.to(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def _onnxruntime_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int):
+    """The model as `prunelab export --format onnx` writes it, run by onnxruntime's CPU provider
+    with every graph optimisation on (batch norm folded into convolutions, conv+ReLU fused)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from .export import save_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/model.onnx"
+        save_onnx(path, model, input_shape)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"input": x.detach().cpu().float().numpy()})[0])
+
+    return run
+
+
+LATENCY_RUNTIMES = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
+
+
+def forward_runner(model: nn.Module, input_shape: tuple[int, ...], runtime: str = "torch",
+                   threads: int = 1):
+    """A callable `run(x) -> logits` doing one forward of `model` (eval mode) in `runtime`: 'torch'
+    (eager, on the model's device) or 'onnxruntime' (CPU, `threads` intra-op threads; torch's
+    thread count is the caller's to set)."""
+    if runtime not in LATENCY_RUNTIMES:
+        raise PrunelabError(f"unknown latency runtime '{runtime}': choose from {', '.join(LATENCY_RUNTIMES)}")
+    return LATENCY_RUNTIMES[runtime](model.eval(), input_shape, threads)
+
+
 @dataclass(frozen=True)
 class Latency:
     """Wall-clock time of a forward pass, measured: median over repeats after warm-up.
@@ -177,8 +231,9 @@ class Latency:
         median: seconds per forward of `batch` images.
         iqr: interquartile range of the repeats, seconds.
         batch: images per forward.
-        threads: `torch.get_num_threads()` during the measurement.
+        threads: intra-op CPU threads during the measurement.
         repeats: timed forwards.
+        runtime: what ran the forwards: 'torch' (eager) or 'onnxruntime'.
     """
 
     median: float
@@ -186,43 +241,41 @@ class Latency:
     batch: int
     threads: int
     repeats: int
+    runtime: str = "torch"
 
 
-@torch.inference_mode()
 def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1, threads: int | None = None,
-            warmup: int = 5, repeats: int = 30) -> Latency:
-    """Measure the forward latency of `model` (eval mode) on random inputs, on its device.
+            warmup: int = 5, repeats: int = 30, runtime: str = "torch") -> Latency:
+    """Measure the forward latency of `model` (eval mode) on random inputs.
 
     Args:
         model: the network; switched to eval mode.
         input_shape: (C, H, W) of one image.
         batch: images per forward.
-        threads: intra-op CPU threads during the measurement (restored after); None keeps the
-            current setting.
+        threads: intra-op CPU threads during the measurement (restored after); None keeps
+            torch's current setting.
         warmup: untimed forwards first (allocator, kernel selection, caches).
         repeats: timed forwards; the median is reported.
+        runtime: 'torch' (eager, on the model's device) or 'onnxruntime' (the exported ONNX, CPU).
     """
     import time
 
-    model.eval()
-    device = next(model.parameters()).device
-    x = torch.randn((batch, *input_shape), generator=torch.Generator().manual_seed(0)).to(device)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        used = torch.get_num_threads()
+        run = forward_runner(model, input_shape, runtime, used)
+        x = torch.randn((batch, *input_shape), generator=torch.Generator().manual_seed(0))
+        if runtime == "torch":  # inputs wait on the model's device: no copy is timed
+            x = x.to(next(model.parameters()).device)
         times = []
         for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
             start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            run(x)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-        used = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return Latency(float(med), float(q3 - q1), batch, used, repeats)
+    return Latency(float(med), float(q3 - q1), batch, used, repeats, runtime)

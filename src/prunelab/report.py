@@ -266,9 +266,8 @@ def _write_savings_plot(png: Path, svg: Path, data: _Run) -> None:
               ("macs", "MACs per image, millions (counted as run; dashed: effective, theory)", 1e-6),
               ("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20)]
     if latency:
-        threads = data.dense.latency_threads
-        panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {threads} thread"
-                                        f"{'s' if threads != 1 else ''})", 1e3))
+        setup = _latency_setup(data.dense)
+        panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {setup})", 1e3))
     fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
     for ax, (field, label, scale) in zip(axes, panels, strict=True):
@@ -438,6 +437,13 @@ def _markdown(data: _Run, files: dict[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency_setup(dense: Point) -> str:
+    """How the latencies were taken: threads and runtime (stores before the choice ran torch)."""
+    threads = dense.latency_threads
+    runtime = {"torch": "eager PyTorch"}.get(dense.latency_runtime or "torch", dense.latency_runtime)
+    return f"{threads} thread{'s' if threads != 1 else ''}, {runtime}"
+
+
 def _savings_table(data: _Run) -> list[str]:
     dense = data.dense
     latency = dense.latency_b1 is not None
@@ -464,13 +470,13 @@ def _savings_table(data: _Run) -> list[str]:
             group = data.at(m, float(level))
             star = " (answer)" if level_key(data.answers[m].sparsity) == level_key(level) else ""
             rows.append(row(f"{m} at {_pct(level)}{star}", group))
-    threads = f" with {dense.latency_threads} CPU thread(s)" if latency else ""
+    setup = f" ({_latency_setup(dense)})" if latency else ""
     return ["Every swept point (seeds averaged). MACs as run are counted by torch's FlopCounterMode on "
             "the model that actually runs (dense kernels multiply the zeros of a mask too); effective "
             "MACs are theory: each layer's MACs scaled by its weight density, a saving only a sparse kernel "
             "could collect. Channel methods run a physically smaller model, so the two agree. Files are "
             "the exported model on disk (sparse: bitmask + nonzero values, compressed; structured: "
-            f"safetensors + spec). Latency: median of repeated forwards after warm-up{threads}.",
+            f"safetensors + spec). Latency: median of repeated forwards after warm-up{setup}.",
             "", *rows]
 
 

@@ -38,7 +38,8 @@ class Point:
         file_bytes: size of the exported file, measured on disk (`file_format`: "sparse" =
             bitmask + values, compressed; "structured" = safetensors + spec).
         latency_b1, latency_b64: median forward time at batch 1 and 64, measured on the sweep's
-            device with `latency_threads` CPU threads.
+            device with `latency_threads` CPU threads, run by `latency_runtime` ('torch' eager, or
+            'onnxruntime' on the exported ONNX; None in stores older than the choice: torch).
     """
 
     method: str
@@ -65,6 +66,7 @@ class Point:
     latency_b1: float | None = None
     latency_b64: float | None = None
     latency_threads: int | None = None
+    latency_runtime: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:

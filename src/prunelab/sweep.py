@@ -21,7 +21,16 @@ from .checkpoint import load_checkpoint
 from .data import load_dataset, normalize, with_training_set
 from .errors import PrunelabError
 from .export import ModelRef, load_sparse, load_structured, save_sparse, save_structured
-from .metrics import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
+from .metrics import (
+    LATENCY_RUNTIMES,
+    count,
+    dense_bytes,
+    evaluate,
+    latency,
+    macs,
+    sparse_bytes,
+    weight_density,
+)
 from .models import ModelInfo, model_info
 from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
 from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method, method_weights
@@ -93,6 +102,7 @@ class SweepConfig:
     round_to: int | None = None  # channel methods: keep channel counts at multiples of this
     latency: bool = False  # also measure latency at batch 1 and 64 (slow: off by default)
     threads: int = 1  # CPU threads for the latency measurement
+    runtime: str = "torch"  # what runs the latency forwards: torch (eager) or onnxruntime (exported ONNX)
     batch_size: int = 500
     device: str = "auto"
 
@@ -292,6 +302,9 @@ class Sweep:
             raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
         if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1:
             raise PrunelabError(f"threads must be a positive integer, got {cfg.threads!r}")
+        if cfg.runtime not in LATENCY_RUNTIMES:
+            raise PrunelabError(f"unknown latency runtime '{cfg.runtime}': "
+                                f"choose from {', '.join(LATENCY_RUNTIMES)}")
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.model, self.meta = load_checkpoint(cfg.checkpoint, cfg.model)
@@ -454,9 +467,9 @@ class Sweep:
         timing = {}
         if cfg.latency:
             for batch, warmup, repeats in LATENCY_RUNS:
-                t = latency(model, self.input_shape, batch, cfg.threads, warmup, repeats)
+                t = latency(model, self.input_shape, batch, cfg.threads, warmup, repeats, cfg.runtime)
                 timing[f"latency_b{batch}"] = t.median
-            timing["latency_threads"] = t.threads
+            timing["latency_threads"], timing["latency_runtime"] = t.threads, t.runtime
         if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
             layers = pruned.structured.layers
             prunable = sum(n for _, n in layers.values())
