@@ -213,5 +213,6 @@ def test_report_shows_savings_labelled(savings_run, tmp_path):
         png.verify()
     text = rep.files["markdown"].read_text()
     assert "What the pruned models really save" in text
-    for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]", "1 thread, onnxruntime"):
+    for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]",
+                  "1 thread, onnxruntime"):
         assert label in text

@@ -38,9 +38,10 @@ def test_iterative_chain_grows_masks_and_counts_exactly(digits_checkpoint, tmp_p
             assert not (later[name] & ~earlier[name]).any()  # nothing pruned comes back
 
 
-def test_iterative_chain_resumes_exactly(digits_checkpoint, tmp_path):
-    full = by_key(Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "full").run())
-    sweep = Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "cut")
+@pytest.mark.parametrize("spec", ["global+iter", "channels-layerwise+iter"])
+def test_iterative_chain_resumes_exactly(digits_checkpoint, tmp_path, spec):
+    full = by_key(Sweep(config(digits_checkpoint, (spec,)), tmp_path / "full").run())
+    sweep = Sweep(config(digits_checkpoint, (spec,)), tmp_path / "cut")
     done = []
 
     def stop(point):
@@ -51,7 +52,7 @@ def test_iterative_chain_resumes_exactly(digits_checkpoint, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         sweep.run(stop)
     sweep.store.close()
-    resumed = Sweep(config(digits_checkpoint, ("global+iter",)), tmp_path / "cut")
+    resumed = Sweep(config(digits_checkpoint, (spec,)), tmp_path / "cut")
     assert len(resumed.todo) == 2
     again = by_key(resumed.run())
     assert again.keys() == full.keys()
@@ -116,7 +117,8 @@ def test_one_shot_after_a_retrained_point_starts_from_the_trained_weights(digits
     assert np.array_equal(dense_after.hits, fresh.point("dense", 0.0, 0).hits)
 
 
-@pytest.mark.parametrize("spec", ["global+ft", "global+iter", "channels-global+ft", "channels-layerwise+bn"])
+@pytest.mark.parametrize("spec", ["global+ft", "global+iter", "channels-global+ft", "channels-layerwise+bn",
+                                  "channels-global+iter"])
 def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_path, spec):
     from prunelab.metrics import evaluate
     from prunelab.sweep import point_model
@@ -132,11 +134,38 @@ def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_p
         assert params < points[0.5].total_params
 
 
-def test_channel_pruning_has_no_schedule_and_old_runs_say_why(digits_checkpoint, tmp_path):
+def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_checkpoint, tmp_path, monkeypatch):
+    import prunelab.sweep as sweep_module
+    from prunelab.export import load_structured
+
+    starts = []
+    real = sweep_module.prune_channels
+
+    def spy(model, info, x, level, *args):
+        starts.append((sum(p.numel() for p in model.parameters()), level))
+        return real(model, info, x, level, *args)
+
+    monkeypatch.setattr(sweep_module, "prune_channels", spy)
+    sweep = Sweep(config(digits_checkpoint, ("channels-layerwise+iter",)), tmp_path)
+    points = {p.target_sparsity: p for p in sweep.run() if p.method != "dense"}
+    dense_params = sum(p.numel() for p in sweep.dense_state.values() if p.is_floating_point())
+    assert starts[0][0] <= dense_params and starts[0][1] == pytest.approx(0.5)
+    for (before, _), (after, step), lv in zip(starts[:-1], starts[1:], LEVELS[1:], strict=True):
+        assert after < before  # each step starts from the last level's smaller network ...
+        assert step < lv  # ... so it removes only what is still missing, relative to that network
+    for lv, p in points.items():  # ... and the level is still counted against the original weights
+        assert abs(p.sparsity - lv) <= 0.05 and p.prunable_params == sum(n for _, n in p.layers.values())
+    files = [load_structured(f)[0] for f in sorted((tmp_path / "models").rglob("*.safetensors"))]
+    widths = [[m.out_channels for m in f.modules() if isinstance(m, torch.nn.Conv2d)] for f in files]
+    for earlier, later in zip(widths, widths[1:], strict=False):
+        assert all(b <= a for a, b in zip(earlier, later, strict=True))  # channels only ever go
+
+
+def test_channel_pruning_has_no_gradual_schedule_and_old_runs_say_why(digits_checkpoint, tmp_path):
     from prunelab.sweep import point_model
 
-    with pytest.raises(PrunelabError, match="no iter schedule"):
-        parse_method("channels-global+iter")
+    with pytest.raises(PrunelabError, match=r"no gradual schedule.*channels-global\+iter"):
+        parse_method("channels-global+gradual")
     sweep = Sweep(config(digits_checkpoint, ("global+ft", "global+iter")), tmp_path)
     points = {(p.method, p.target_sparsity): p for p in sweep.run()}
     sweep.store.close()

@@ -80,10 +80,11 @@ def parse_method(spec: str) -> tuple[Method, Recovery]:
     if recovery and recovery not in RECOVERIES:
         raise unknown("recovery", recovery, RECOVERIES)
     rec = RECOVERIES[recovery or "none"]
+    if rec.name == "gradual" and method.kind == CHANNELS:
+        raise PrunelabError(f"'{spec}': channel pruning has no gradual schedule in prunelab (a "
+                            f"network cannot shrink mid-epoch); use '{name}+iter' (prune further "
+                            f"level by level, retraining between) or '{name}+ft'")
     if rec.chained or rec.name == "gradual":
-        if method.kind == CHANNELS:
-            raise PrunelabError(f"'{spec}': channel pruning has no {rec.name} schedule in prunelab "
-                                f"yet; use '{name}+ft' (prune once, then retrain) or '{name}+bn'")
         if method.kind == NM:
             raise PrunelabError(f"'{spec}': N:M has one fixed sparsity, so it has no schedule; use "
                                 f"'{name}+ft' or '{name}+bn'")

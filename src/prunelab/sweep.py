@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -414,6 +415,29 @@ class Sweep:
         self.model.load_state_dict(self.dense_state)
         return None
 
+    def _prune_channels_further(self, spec: str, level: float, seed: int) -> Pruned:
+        """An iterative channel chain's step: remove channels from the retrained network of the
+        highest kept level below `level` (the dense one at the start) until `level` of the
+        *original* prunable weights are gone; the kept point files are the chain's states."""
+        cfg, method = self.cfg, parse_method(spec)[0]
+        start = self.model
+        self.model.load_state_dict(self.dense_state)
+        for lv in sorted((lv for lv in cfg.levels if lv < level), reverse=True):
+            path = point_file(self.store.folder, spec, lv, seed, "structured")
+            if path.exists():
+                start = load_structured(path)[0].to(self.device)
+                break
+        original = {k: self.dense_state[k].numel() for k in self.prunable}
+        now = sum(w.numel() for w in prunable_weights(start, self.info.classifier).values())
+        step = min(1.0, max(0.0, 1.0 - (1.0 - level) * sum(original.values()) / now))
+        result = prune_channels(start, self.info, self.x[:1], step, method.allocation,
+                                cfg.layer_cap, cfg.round_to)
+        after = {k: w.numel() for k, w in prunable_weights(result.model, self.info.classifier).items()}
+        layers = {k: (n - after[k], n) for k, n in original.items()}
+        achieved = 1.0 - sum(after.values()) / sum(original.values())
+        return Pruned(result.model, None, dataclasses.replace(result, requested=level, achieved=achieved,
+                                                                layers=layers))
+
     def _chain_save(self, spec: str, seed: int, level: float, masks: Masks) -> None:
         folder = self._chain_dir(spec, seed)
         folder.mkdir(parents=True, exist_ok=True)
@@ -437,6 +461,9 @@ class Sweep:
         if recovery.name != "none" and method.kind != CHANNELS:
             self._prune_and_recover(spec, level, seed)  # in place, on the sweep's model
             pruned = Pruned(self.model, None, None)
+        elif recovery.chained:  # channels: the previous level's retrained network loses more
+            pruned = self._prune_channels_further(spec, level, seed)
+            self._recover(pruned.model, recovery, spec, level, seed)
         else:
             self.model.load_state_dict(self.dense_state)  # a recovery point may have trained it
             pruned = prune_model(self.model, self.info, method.name if method else DENSE, level, seed,
