@@ -216,3 +216,11 @@ def test_report_shows_savings_labelled(savings_run, tmp_path):
     for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]",
                   "1 thread, onnxruntime"):
         assert label in text
+
+
+def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, tmp_path):
+    cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", device="cpu", latency=True,
+                      runtime="tvm")
+    with pytest.raises(PrunelabError, match="unknown latency runtime 'tvm': choose from torch, onnxruntime"):
+        Sweep(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -218,9 +218,14 @@ def forward_runner(model: nn.Module, input_shape: tuple[int, ...], runtime: str 
     """A callable `run(x) -> logits` doing one forward of `model` (eval mode) in `runtime`: 'torch'
     (eager, on the model's device) or 'onnxruntime' (CPU, `threads` intra-op threads; torch's
     thread count is the caller's to set)."""
+    return LATENCY_RUNTIMES[check_runtime(runtime)](model.eval(), input_shape, threads)
+
+
+def check_runtime(runtime: str) -> str:
+    """`runtime` if it names a latency runtime, else a one-line error listing them."""
     if runtime not in LATENCY_RUNTIMES:
         raise PrunelabError(f"unknown latency runtime '{runtime}': choose from {', '.join(LATENCY_RUNTIMES)}")
-    return LATENCY_RUNTIMES[runtime](model.eval(), input_shape, threads)
+    return runtime
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from .data import load_dataset, normalize, with_training_set
 from .errors import PrunelabError
 from .export import ModelRef, load_sparse, load_structured, save_sparse, save_structured
 from .metrics import (
-    LATENCY_RUNTIMES,
+    check_runtime,
     count,
     dense_bytes,
     evaluate,
@@ -303,9 +303,7 @@ class Sweep:
             raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
         if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1:
             raise PrunelabError(f"threads must be a positive integer, got {cfg.threads!r}")
-        if cfg.runtime not in LATENCY_RUNTIMES:
-            raise PrunelabError(f"unknown latency runtime '{cfg.runtime}': "
-                                f"choose from {', '.join(LATENCY_RUNTIMES)}")
+        check_runtime(cfg.runtime)
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.model, self.meta = load_checkpoint(cfg.checkpoint, cfg.model)
@@ -418,7 +416,9 @@ class Sweep:
     def _prune_channels_further(self, spec: str, level: float, seed: int) -> Pruned:
         """An iterative channel chain's step: remove channels from the retrained network of the
         highest kept level below `level` (the dense one at the start) until `level` of the
-        *original* prunable weights are gone; the kept point files are the chain's states."""
+        *original* prunable weights are gone; the kept point files are the chain's states.
+        The result's levels and per-layer counts are against the original network; its channel
+        counts against the network this step started from."""
         cfg, method = self.cfg, parse_method(spec)[0]
         start = self.model
         self.model.load_state_dict(self.dense_state)
