@@ -46,7 +46,7 @@ class Method:
 
 def _nm(n: int, m: int) -> Method:
     return Method(f"nm-{n}:{m}", "l1", "nm", False,
-                  f"keep the {n} largest |w| of every {m} consecutive weights of a row "
+                  f"keep the {n} largest |w| of every {m} consecutive input channels at each kernel position "
                   f"(sparsity fixed at {1 - n / m:.0%})", kind=NM, n_m=(n, m))
 
 
