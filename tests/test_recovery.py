@@ -134,25 +134,32 @@ def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_p
         assert params < points[0.5].total_params
 
 
-def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_checkpoint, tmp_path, monkeypatch):
+@pytest.mark.parametrize("prune_classifier", [False, True])  # channels never touch the classifier
+def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_checkpoint, tmp_path, monkeypatch,
+                                                                    prune_classifier):
     import prunelab.sweep as sweep_module
     from prunelab.export import load_structured
+    from prunelab.pruning.masks import prunable_weights
 
     starts = []
     real = sweep_module.prune_channels
 
     def spy(model, info, x, level, *args):
-        starts.append((sum(p.numel() for p in model.parameters()), level))
-        return real(model, info, x, level, *args)
+        result = real(model, info, x, level, *args)
+        before = sum(w.numel() for w in prunable_weights(model, info.classifier).values())
+        left = sum(w.numel() for w in prunable_weights(result.model, info.classifier).values())
+        starts.append((sum(p.numel() for p in model.parameters()), level, 1 - left / before))
+        return result
 
     monkeypatch.setattr(sweep_module, "prune_channels", spy)
-    sweep = Sweep(config(digits_checkpoint, ("channels-layerwise+iter",)), tmp_path)
+    sweep = Sweep(config(digits_checkpoint, ("channels-layerwise+iter",), prune_classifier=prune_classifier),
+                  tmp_path)
     points = {p.target_sparsity: p for p in sweep.run() if p.method != "dense"}
     dense_params = sum(p.numel() for p in sweep.dense_state.values() if p.is_floating_point())
     assert starts[0][0] <= dense_params and starts[0][1] == pytest.approx(0.5)
-    for (before, _), (after, step), lv in zip(starts[:-1], starts[1:], LEVELS[1:], strict=True):
+    for (before, _, _), (after, asked, step), lv in zip(starts[:-1], starts[1:], LEVELS[1:], strict=True):
         assert after < before  # each step starts from the last level's smaller network ...
-        assert step < lv  # ... so it removes only what is still missing, relative to that network
+        assert asked == pytest.approx(lv) and step < lv  # ... and removes only what is still missing
     for lv, p in points.items():  # ... and the level is still counted against the original weights
         assert abs(p.sparsity - lv) <= 0.05 and p.prunable_params == sum(n for _, n in p.layers.values())
     files = [load_structured(f)[0] for f in sorted((tmp_path / "models").rglob("*.safetensors"))]

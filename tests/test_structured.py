@@ -56,6 +56,22 @@ def test_smaller_model_that_runs_and_hits_the_level(resnet20, allocation):
     assert r.model.linear.out_features == 10 and r.model.conv1.in_channels == 3
 
 
+@pytest.mark.parametrize("allocation", ["layerwise", "global"])
+def test_a_pruned_model_pruned_further_counts_against_the_original(resnet20, allocation):
+    info = model_info("resnet20")
+    original = {k: w.numel() for k, w in prunable_weights(resnet20, info.classifier).items()}
+    first = prune_channels(resnet20, info, X, 0.3, allocation)
+    second = prune_channels(first.model, info, X, 0.5, allocation, original=original)
+    assert abs(second.achieved - 0.5) <= TOLERANCE and second.requested == 0.5
+    assert {k: n for k, (_, n) in second.layers.items()} == original  # sizes of the original network
+    left = sum(w.numel() for w in prunable_weights(second.model, info.classifier).values())
+    assert second.achieved == pytest.approx(1 - left / sum(original.values()))
+    assert n_params(second.model) < n_params(first.model)
+    # a level the smaller model already passed removes nothing more
+    again = prune_channels(first.model, info, X, 0.2, allocation, original=original)
+    assert n_params(again.model) == n_params(first.model) and again.achieved == pytest.approx(first.achieved)
+
+
 def test_residual_coupling_consistent(resnet20):
     r = prune_channels(resnet20, model_info("resnet20"), X, 0.6, "global", round_to=4)
     m = r.model

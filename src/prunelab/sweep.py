@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import hashlib
 import json
@@ -422,21 +421,15 @@ class Sweep:
         cfg, method = self.cfg, parse_method(spec)[0]
         start = self.model
         self.model.load_state_dict(self.dense_state)
+        original = {k: w.numel() for k, w in prunable_weights(self.model, self.info.classifier).items()}
         for lv in sorted((lv for lv in cfg.levels if lv < level), reverse=True):
             path = point_file(self.store.folder, spec, lv, seed, "structured")
             if path.exists():
                 start = load_structured(path)[0].to(self.device)
                 break
-        original = {k: self.dense_state[k].numel() for k in self.prunable}
-        now = sum(w.numel() for w in prunable_weights(start, self.info.classifier).values())
-        step = min(1.0, max(0.0, 1.0 - (1.0 - level) * sum(original.values()) / now))
-        result = prune_channels(start, self.info, self.x[:1], step, method.allocation,
-                                cfg.layer_cap, cfg.round_to)
-        after = {k: w.numel() for k, w in prunable_weights(result.model, self.info.classifier).items()}
-        layers = {k: (n - after[k], n) for k, n in original.items()}
-        achieved = 1.0 - sum(after.values()) / sum(original.values())
-        return Pruned(result.model, None, dataclasses.replace(result, requested=level, achieved=achieved,
-                                                                layers=layers))
+        result = prune_channels(start, self.info, self.x[:1], level, method.allocation, cfg.layer_cap,
+                                cfg.round_to, original)
+        return Pruned(result.model, None, result)
 
     def _chain_save(self, spec: str, seed: int, level: float, masks: Masks) -> None:
         folder = self._chain_dir(spec, seed)

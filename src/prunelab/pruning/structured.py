@@ -294,7 +294,7 @@ class Structured:
 
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
                    allocation: str = "layerwise", layer_cap: float | None = None,
-                   round_to: int | None = None) -> Structured:
+                   round_to: int | None = None, original: dict[str, int] | None = None) -> Structured:
     """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
     weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
 
@@ -312,6 +312,10 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
             threshold on mean-normalised filter norms across groups).
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has more.
+        original: prunable weight name -> size in the network the level is counted against, when
+            `model` is already a channel-pruned copy of it (an iterative chain's step): only the
+            share still missing is removed, and `achieved`/`layers` count against `original`.
+            Default: `model`'s own sizes.
 
     Returns:
         The smaller model with requested and achieved levels and per-layer counts.
@@ -327,18 +331,21 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     with torch.no_grad():
         reference_shape = net(example_input).shape
     prunable = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
+    base = prunable if original is None else original
+    # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
+    target = min(1.0, max(0.0, 1.0 - (1.0 - sparsity) * sum(base.values()) / sum(prunable.values())))
     dg, groups = _build_graph(net, info, example_input)
 
     def fraction(r: float) -> float:
         return _removed_fraction(net, prunable, groups, _allocate(groups, r, allocation, cap, round_to))
 
     lo, hi = 0.0, 1.0  # fraction() is non-decreasing in the ratio: bisect for the first r reaching the level
-    if sparsity > 0:
+    if target > 0:
         for _ in range(40):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if fraction(mid) < sparsity else (lo, mid)
-    ratio = hi if abs(fraction(hi) - sparsity) <= abs(fraction(lo) - sparsity) else lo
-    if sparsity == 0:
+            lo, hi = (mid, hi) if fraction(mid) < target else (lo, mid)
+    ratio = hi if abs(fraction(hi) - target) <= abs(fraction(lo) - target) else lo
+    if target == 0:
         ratio = 0.0
     chosen = _allocate(groups, ratio, allocation, cap, round_to)
 
@@ -358,8 +365,8 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         raise PrunelabError(f"structured pruning changed the output shape {tuple(reference_shape)} -> "
                             f"{tuple(shape)}; Torch-Pruning mis-traced this model, use a mask method")
     after = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
-    layers = {k: (n - after[k], n) for k, n in prunable.items()}
-    achieved = 1.0 - sum(after.values()) / sum(prunable.values())
+    layers = {k: (n - after[k], n) for k, n in base.items()}
+    achieved = 1.0 - sum(after.values()) / sum(base.values())
     return Structured(net.eval(), sparsity, achieved, ratio, layers, channels)
 
 
