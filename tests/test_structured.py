@@ -72,6 +72,20 @@ def test_a_pruned_model_pruned_further_counts_against_the_original(resnet20, all
     assert n_params(again.model) == n_params(first.model) and again.achieved == pytest.approx(first.achieved)
 
 
+def test_a_rounded_model_pruned_further_stays_rounded(resnet20):
+    """The iterative chain's steps: a group already down to one multiple of `round_to` keeps it,
+    so every width stays a multiple however many steps follow."""
+    info = model_info("resnet20")
+    original = {k: w.numel() for k, w in prunable_weights(resnet20, info.classifier).items()}
+    model = resnet20
+    for level in (0.3, 0.5, 0.7):
+        r = prune_channels(model, info, X, level, "global", round_to=8, original=original)
+        model = r.model
+        widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert all(w % 8 == 0 for w in widths), (level, widths)
+    assert r.achieved > 0.5  # the steps did remove weights, elsewhere than the groups at 8
+
+
 def test_residual_coupling_consistent(resnet20):
     r = prune_channels(resnet20, model_info("resnet20"), X, 0.6, "global", round_to=4)
     m = r.model

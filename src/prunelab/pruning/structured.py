@@ -237,9 +237,10 @@ def _removed_fraction(net: nn.Module, prunable: dict[str, int], groups: list[_Gr
 
 def _round(channels: int, k: int, cap: int, round_to: int | None) -> int:
     """Channels to remove from a group of `channels`: at most `cap`, at least one kept, and the
-    kept count rounded to the nearest multiple of `round_to` (never below one multiple)."""
+    kept count rounded to the nearest multiple of `round_to` (never below one multiple), where the
+    group has at least `round_to` channels: a group already at one multiple keeps it."""
     k = max(0, min(k, cap, channels - 1))
-    if round_to and channels > round_to and k:
+    if round_to and channels >= round_to and k:
         keep = min(channels, max(round_to, round_to * math.floor((channels - k) / round_to + 0.5)))
         if channels - keep > cap:
             keep = min(channels, round_to * math.ceil((channels - cap) / round_to))
@@ -311,7 +312,8 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         allocation: "layerwise" (the same channel fraction in every group) or "global" (one
             threshold on mean-normalised filter norms across groups).
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
-        round_to: keep channel counts at multiples of this (e.g. 8), where a group has more.
+        round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
+            that many (a group already at one multiple keeps it).
         original: prunable weight name -> size in the network the level is counted against, when
             `model` is already a channel-pruned copy of it (an iterative chain's step): only the
             share still missing is removed, and `achieved`/`layers` count against `original`.
