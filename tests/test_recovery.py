@@ -1,5 +1,8 @@
-"""Recovery: iterative chains only grow their masks and resume exactly, gradual reaches its level,
+"""Recovery: iterative chains only grow their masks and resume exactly, a point cut mid-retraining
+resumes from its last epoch, gradual reaches its level,
 batch-norm recalibration touches statistics only, schedules are pure."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from safetensors.torch import load_file
 from prunelab.errors import PrunelabError
 from prunelab.pruning.schedules import cubic, geometric
 from prunelab.recovery import RecoveryConfig, parse_method
-from prunelab.sweep import Sweep, SweepConfig, parse_levels, prune_model
+from prunelab.sweep import Sweep, SweepConfig, parse_levels, partial_dir, prune_model
 
 LEVELS = (0.5, 0.8, 0.9)
 FAST = RecoveryConfig(epochs=1, lr=0.01, batch_size=128, bn_batches=4, gradual_every=2)
@@ -58,6 +61,33 @@ def test_iterative_chain_resumes_exactly(digits_checkpoint, tmp_path, spec):
     assert again.keys() == full.keys()
     for key, p in full.items():
         assert again[key].correct == p.correct and np.array_equal(again[key].hits, p.hits), key
+
+
+@pytest.mark.parametrize("spec", ["global+ft", "channels-layerwise+ft", "global+gradual", "global+iter"])
+def test_point_interrupted_mid_retraining_resumes_from_its_last_epoch(digits_checkpoint, tmp_path, spec):
+    two = dataclasses.replace(FAST, epochs=2)
+    cfg = dataclasses.replace(config(digits_checkpoint, (spec,)), levels=(0.8,), recovery=two)
+    full = by_key(Sweep(cfg, tmp_path / "full").run())
+    sweep = Sweep(cfg, tmp_path / "cut")
+
+    def stop(method, level, seed, record):  # the first retraining epoch ends, then Ctrl-C
+        raise KeyboardInterrupt
+
+    sweep.on_train_epoch = stop
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run()
+    sweep.store.close()
+    partial = partial_dir(tmp_path / "cut", spec, 0.8, 0)
+    assert (partial / "train_state.pt").exists()
+    resumed = Sweep(cfg, tmp_path / "cut")
+    epochs = []
+    resumed.on_train_epoch = lambda method, level, seed, record: epochs.append(record["epoch"])
+    again = by_key(resumed.run())
+    assert epochs == [2]  # only the epoch the interrupt cost is trained again
+    assert not partial.exists()  # the stored point needs no training state
+    for key, p in full.items():
+        assert again[key].correct == p.correct and np.array_equal(again[key].hits, p.hits), key
+        assert again[key].nonzero_params == p.nonzero_params, key
 
 
 def test_gradual_reaches_its_level_exactly(digits_checkpoint, tmp_path):

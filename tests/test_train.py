@@ -70,7 +70,7 @@ def test_pruner_grows_masks_during_training(digits):
     method = get_method("global")
     state = {"masks": None}
 
-    def pruner(step, net):
+    def pruner(step, net, masks):
         if step % 4 == 0:
             state["masks"] = compute_masks(method, weights, min(0.2 * (step // 4 + 1), 0.8),
                                            prior=state["masks"])

@@ -4,6 +4,7 @@ schedules. A sweep method is `<pruning method>[+<recovery>]`, e.g. `global+iter`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -136,28 +137,32 @@ def recalibrate_bn(model: nn.Module, data: Dataset, mean, std, batches: int, bat
 def gradual_pruner(method: Method, model: nn.Module, names: list[str], final: float, seed: int,
                    total_steps: int, rc: RecoveryConfig, layer_cap: float | None,
                    profile: dict | None = None):
-    """A `fit` pruner that raises sparsity along the cubic schedule, from 0 to `final`."""
+    """A `fit` pruner that raises sparsity along the cubic schedule, from 0 to `final`.
+
+    It grows the masks in force, so a resumed run (whose masks come from its saved state)
+    continues the schedule where it stopped.
+    """
     params = dict(model.named_parameters())
-    state: dict = {"masks": None, "level": None}
+    state: dict = {"level": None}
     ramp = max(1, int(rc.gradual_ramp * total_steps))
 
-    def prune(step: int, _model: nn.Module) -> Masks | None:
+    def prune(step: int, _model: nn.Module, masks: Masks | None) -> Masks | None:
         level = cubic(step, final, begin=0, ramp_steps=ramp, every=rc.gradual_every)
         if level == state["level"]:
             return None
-        weights = {n: params[n].detach() for n in names}
-        state["masks"] = compute_masks(method, weights, level, seed, prior=state["masks"],
-                                       layer_cap=layer_cap, profile=profile)
         state["level"] = level
-        return state["masks"]
+        weights = {n: params[n].detach() for n in names}
+        return compute_masks(method, weights, level, seed, prior=masks, layer_cap=layer_cap,
+                             profile=profile)
 
     return prune
 
 
 def retrain(model: nn.Module, data: Dataset, mean, std, rc: RecoveryConfig, seed: int,
             device: torch.device, masks: Masks | None = None, pruner=None, on_epoch=None,
-            teacher: nn.Module | None = None) -> None:
+            teacher: nn.Module | None = None, state_dir: str | Path | None = None) -> None:
     """Retrain in place with masks held (or grown by `pruner`), distilling from `teacher` when
-    `rc.distill` > 0; the sweep evaluates afterwards."""
+    `rc.distill` > 0; the sweep evaluates afterwards. With `state_dir` the training state is
+    saved after every epoch there and a saved one is resumed."""
     fit(model, data, mean, std, train_config(rc, seed), device, masks=masks, pruner=pruner,
-        evaluate_every=0, on_epoch=on_epoch, teacher=teacher)
+        evaluate_every=0, on_epoch=on_epoch, teacher=teacher, state_dir=state_dir)

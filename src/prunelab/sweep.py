@@ -6,6 +6,7 @@ import copy
 import functools
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -234,6 +235,12 @@ def point_file(run: str | Path, spec: str, level: float, seed: int, file_format:
     """Where a sweep keeps the model of a retrained point: RUN/models/<spec>-seed<k>/<ppm>.<ext>."""
     ext = "safetensors" if file_format == "structured" else "sparse"
     return Path(run) / "models" / f"{spec.replace('+', '_')}-seed{seed}" / f"{level_key(level):07d}.{ext}"
+
+
+def partial_dir(run: str | Path, spec: str, level: float, seed: int) -> Path:
+    """Where a point being retrained keeps its training state after every epoch, until it is stored:
+    an interrupted sweep resumes the point from its last finished epoch."""
+    return Path(run) / "partial" / f"{spec.replace('+', '_')}-seed{seed}" / f"{level_key(level):07d}"
 
 
 def chain_dir(run: str | Path, spec: str, seed: int) -> Path:
@@ -537,7 +544,8 @@ class Sweep:
             pruner = gradual_pruner(method, self.model, self.prunable, level, seed, steps, rc,
                                     cfg.layer_cap, self.profile)
             retrain(self.model, data, mean, std, rc, seed, self.device, pruner=pruner,
-                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
+                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher,
+                    state_dir=partial_dir(self.store.folder, spec, level, seed))
             return
         if recovery.chained:
             prior = self._chain_start(spec, seed, level)
@@ -562,13 +570,15 @@ class Sweep:
             recalibrate_bn(model, self.data, mean, std, rc.bn_batches, rc.batch_size, self.device, seed)
         elif recovery.trains:
             retrain(model, self.data, mean, std, rc, seed, self.device, masks=masks,
-                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher)
+                    on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher,
+                    state_dir=partial_dir(self.store.folder, spec, level, seed))
 
     def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
         """Compute every missing point, storing each as it finishes; returns all stored points."""
         for method, level, seed in self.todo:
             point = self.point(method, level, seed)
             self.store.add(point)
+            shutil.rmtree(partial_dir(self.store.folder, method, level, seed), ignore_errors=True)
             if on_point is not None:
                 on_point(point)
         self.todo = []

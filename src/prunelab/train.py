@@ -139,7 +139,8 @@ def _save_state(folder: Path, state: dict) -> None:
 
 
 def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
-        masks: Masks | None = None, pruner: Callable[[int, nn.Module], Masks | None] | None = None,
+        masks: Masks | None = None,
+        pruner: Callable[[int, nn.Module, Masks | None], Masks | None] | None = None,
         state_dir: str | Path | None = None, evaluate_every: int = 1, distributed_data: bool = False,
         on_step: Callable[[int, int, torch.Tensor], None] | None = None,
         on_epoch: Callable[[dict], None] | None = None, teacher: nn.Module | None = None) -> History:
@@ -153,8 +154,9 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         device: where to train.
         masks: pruning masks to hold: masked weights are zeroed after every optimizer step, so
             they stay exactly zero under momentum and weight decay.
-        pruner: called as pruner(global step, model) before every step; masks it returns replace
-            `masks` from then on (gradual pruning). It must only grow them.
+        pruner: called as pruner(global step, model, masks in force) before every step; masks it
+            returns replace `masks` from then on (gradual pruning). It must only grow them. On a
+            resume the masks in force are the saved ones.
         state_dir: if given, the training state (weights, optimizer, masks, random state) is
             saved there after every epoch, and a state saved under the same recipe is resumed.
         evaluate_every: evaluate on the test split every this many epochs and after the last
@@ -226,7 +228,7 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
             if pruner is not None:
-                new = pruner(step, model)
+                new = pruner(step, model, masks)
                 if new is not None:
                     masks = new
                     apply_masks(model, masks)
@@ -266,7 +268,7 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
             ev = evaluate(model, x_test, y_test)
             record.update(test_top1=ev.top1, test_loss=ev.loss)
         history.epochs.append(record)
-        if folder is not None and distributed.is_main():
+        if folder is not None and (not ddp or distributed.is_main()):  # DDP: one copy of the state
             _save_state(folder, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "generator": gen.get_state(), "masks": masks, "epoch": epoch + 1,
                                  "history": history.epochs, "config": asdict(cfg)})
