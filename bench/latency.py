@@ -1,5 +1,5 @@
-"""CPU latency of several models measured side by side: round-robin timing, so load from other
-processes hits every model alike; median per model, after warm-up.
+"""CPU latency of several models measured side by side (`prunelab.metrics.latencies`): round-robin
+timing, so load from other processes hits every model alike; median per model, after warm-up.
 
 Models: 'dense:<registry name>' (random init), 'ckpt:<path>:<name>' (a checkpoint),
 'structured:<file>' (prunelab export --format structured), 'sparse:<file>' (prunelab sparse
@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-import numpy as np
 import torch
 
 from prunelab.checkpoint import load_checkpoint
 from prunelab.export import load_sparse, load_structured
-from prunelab.metrics import LATENCY_RUNTIMES, forward_runner
+from prunelab.metrics import LATENCY_RUNTIMES, latencies
 from prunelab.models import create_model
 
 
@@ -41,7 +39,6 @@ def load(spec: str) -> torch.nn.Module:
     raise SystemExit(f"unknown model spec {spec}")
 
 
-@torch.inference_mode()
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("models", nargs="+", help="label=spec")
@@ -56,38 +53,27 @@ def main() -> None:
     runtimes = args.runtimes.split(",")
     if unknown := set(runtimes) - set(LATENCY_RUNTIMES):
         raise SystemExit(f"unknown runtime(s) {sorted(unknown)}: choose from {', '.join(LATENCY_RUNTIMES)}")
-    torch.set_num_threads(args.threads)
     models = {}
     for item in args.models:
         label, _, spec = item.partition("=")
         models[label] = load(spec)
     first = next(iter(models))
-    results = {"threads": torch.get_num_threads(), "warmup": args.warmup, "repeats": args.repeats,
+    results = {"threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
                "torch": torch.__version__, "batches": {}}
-    runners = {(runtime, label): forward_runner(model, (3, args.size, args.size), runtime, args.threads)
-               for runtime in runtimes for label, model in models.items()}
     if "onnxruntime" in runtimes:
         import onnxruntime
         results["onnxruntime"] = onnxruntime.__version__
     for batch in (int(b) for b in args.batches.split(",")):
-        x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
-        times = {key: [] for key in runners}
-        for i in range(args.warmup + args.repeats):
-            for key, run in runners.items():
-                start = time.perf_counter()
-                run(x)
-                if i >= args.warmup:
-                    times[key].append(time.perf_counter() - start)
         row = results["batches"].setdefault(batch, {})
-        for (runtime, label), t in times.items():
-            median = float(np.median(t))
-            base = float(np.median(times[runtime, first]))
-            row.setdefault(runtime, {})[label] = {
-                "median_s": median, "iqr_s": float(np.subtract(*np.percentile(t, [75, 25]))),
-                "speedup": base / median}
-            print(f"batch {batch:3d} {runtime:11s} {label:28s} median {1e3 * median:9.2f} ms "
-                  f"(IQR {1e3 * row[runtime][label]['iqr_s']:.2f})  {base / median:.2f}x vs "
-                  f"{first}", flush=True)
+        for runtime in runtimes:
+            timed = latencies(models, (3, args.size, args.size), batch, args.threads, args.warmup,
+                              args.repeats, runtime)
+            base = timed[first].median
+            for label, t in timed.items():
+                row.setdefault(runtime, {})[label] = {"median_s": t.median, "iqr_s": t.iqr,
+                                                      "speedup": base / t.median}
+                print(f"batch {batch:3d} {runtime:11s} {label:28s} median {1e3 * t.median:9.2f} ms "
+                      f"(IQR {1e3 * t.iqr:.2f})  {base / t.median:.2f}x vs {first}", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -1,6 +1,9 @@
 """Export: sparse files round-trip exactly near the floor, structured rebuilds, ONNX agrees, CLI errors."""
 
+import shutil
+from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
@@ -214,8 +217,37 @@ def test_report_shows_savings_labelled(savings_run, tmp_path):
     text = rep.files["markdown"].read_text()
     assert "What the pruned models really save" in text
     for label in ("counted, as run", "theory", "measured", "[structured]", "[sparse]",
-                  "1 thread, onnxruntime"):
+                  "1 thread, onnxruntime", "each timed when its point finished"):
         assert label in text
+
+
+def test_retime_times_every_point_side_by_side_and_changes_nothing_else(savings_run, monkeypatch, capsys,
+                                                                         tmp_path):
+    out, before = savings_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    code, stdout, err = run(monkeypatch, capsys, "retime", copy)
+    assert code == 0, err
+    store = Store.open(copy)
+    after = {p.method: p for p in store.points()}
+    store.close()
+    assert after.keys() == before.keys()
+    timing = ("latency_b1", "latency_b64", "latency_threads", "latency_runtime", "hits")
+    for method, old in before.items():
+        new = after[method]
+        assert new.latency_b1 > 0 and new.latency_b64 > 0 and new.latency_b1 != old.latency_b1
+        assert new.latency_threads == 1 and new.latency_runtime == "onnxruntime"  # the sweep's setup
+        assert np.array_equal(new.hits, old.hits)
+        assert {k: v for k, v in asdict(new).items() if k not in timing} == \
+            {k: v for k, v in asdict(old).items() if k not in timing}
+        assert f"{method} " in stdout
+    text = (copy / "report" / "report.md").read_text()
+    assert "all timed side by side by prunelab retime" in text
+
+
+def test_retime_errors(monkeypatch, capsys, tmp_path):
+    code, _, err = run(monkeypatch, capsys, "retime", tmp_path / "nothing")
+    assert_user_error(code, err, "holds no sweep results")
 
 
 def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, tmp_path):

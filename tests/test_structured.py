@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from prunelab.errors import PrunelabError
-from prunelab.metrics import forward_runner, latency, macs
+from prunelab.metrics import forward_runner, latencies, latency, macs
 from prunelab.models import ModelInfo, PadShortcut, create_model, model_info
 from prunelab.pruning.masks import nm_mask, prunable_weights
 from prunelab.pruning.methods import compute_masks, get_method, method_weights
@@ -257,6 +257,24 @@ def test_latency_is_measured_and_threads_restored():
     t = latency(nn.Conv2d(3, 4, 3), (3, 16, 16), batch=2, threads=1, warmup=1, repeats=3)
     assert t.median > 0 and t.threads == 1 and t.batch == 2 and t.repeats == 3
     assert torch.get_num_threads() == before
+
+
+def test_latencies_time_the_models_in_turn():
+    calls = []
+
+    class Tagged(nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag, self.conv = tag, nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            calls.append(self.tag)
+            return self.conv(x)
+
+    timed = latencies({"a": Tagged("a"), "b": Tagged("b")}, (3, 4, 4), batch=2, threads=1, warmup=1,
+                      repeats=3)
+    assert calls == ["a", "b"] * 4  # round-robin: one forward of each model per round, not one model's run
+    assert set(timed) == {"a", "b"} and all(t.repeats == 3 and t.batch == 2 for t in timed.values())
 
 
 def test_onnxruntime_runs_the_same_model_and_is_timed():

@@ -352,6 +352,41 @@ def report(run, budget, gif):
     echo_answers(rep.answers)
 
 
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--runtime", type=click.Choice(["torch", "onnxruntime"]),
+              help="What runs the forwards [default: the sweep's, else torch].")
+@click.option("--threads", type=int, help="CPU threads [default: the sweep's, else 1].")
+@click.option("--device", default="cpu", show_default=True, help="Where eager models run: cpu or cuda.")
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the rewritten report.")
+def retime(run, runtime, threads, device, budget):
+    """Time every point of a run again, side by side, and rewrite the report.
+
+    A sweep times each point when it finishes, minutes or hours apart, under whatever else the
+    machine does; here every model runs in turn within each round (batch 1: 30 rounds, batch 64:
+    7), so load falls on all alike and the ratios to dense can be trusted.
+    """
+    from .results import Store
+    from .sweep import retime as retime_points
+
+    store = Store.open(run)
+    config = store.meta("config") or {}
+    store.close()
+    runtime = runtime or config.get("runtime") or "torch"
+    threads = threads or config.get("threads") or 1
+    points = retime_points(run, runtime, threads, device)
+    dense = next((p for p in points if p.method == "dense"), points[0])
+    say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")
+    width = max(len(p.method) for p in points)
+    for p in points:
+        say(f"  {p.method:{width}s} {100 * p.target_sparsity:5.1f}% seed {p.seed}  "
+            f"b1 {1e3 * p.latency_b1:8.2f} ({dense.latency_b1 / p.latency_b1:.2f}x)  "
+            f"b64 {1e3 * p.latency_b64:8.2f} ({dense.latency_b64 / p.latency_b64:.2f}x)")
+    if len(points) > 1:  # a report needs a pruned point
+        _write_report(Path(run), budget)
+
+
 # ---------------------------------------------------------------- export
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -249,19 +250,25 @@ class Latency:
     runtime: str = "torch"
 
 
-def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1, threads: int | None = None,
-            warmup: int = 5, repeats: int = 30, runtime: str = "torch") -> Latency:
-    """Measure the forward latency of `model` (eval mode) on random inputs.
+def latencies(models: dict[str, nn.Module], input_shape: tuple[int, ...], batch: int = 1,
+              threads: int | None = None, warmup: int = 5, repeats: int = 30,
+              runtime: str = "torch") -> dict[str, Latency]:
+    """Measure the forward latency of several models side by side, round-robin: every round times
+    one forward of each model in turn, so load from other processes falls on all of them alike
+    and their ratios hold on a shared machine (times taken apart do not).
 
     Args:
-        model: the network; switched to eval mode.
+        models: label -> network; each switched to eval mode.
         input_shape: (C, H, W) of one image.
         batch: images per forward.
         threads: intra-op CPU threads during the measurement (restored after); None keeps
             torch's current setting.
-        warmup: untimed forwards first (allocator, kernel selection, caches).
-        repeats: timed forwards; the median is reported.
-        runtime: 'torch' (eager, on the model's device) or 'onnxruntime' (the exported ONNX, CPU).
+        warmup: untimed rounds first (allocator, kernel selection, caches).
+        repeats: timed rounds; the median per model is reported.
+        runtime: 'torch' (eager, on each model's device) or 'onnxruntime' (the exported ONNX, CPU).
+
+    Returns:
+        label -> its latency.
     """
     import time
 
@@ -270,17 +277,30 @@ def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1, thre
         torch.set_num_threads(threads)
     try:
         used = torch.get_num_threads()
-        run = forward_runner(model, input_shape, runtime, used)
         x = torch.randn((batch, *input_shape), generator=torch.Generator().manual_seed(0))
-        if runtime == "torch":  # inputs wait on the model's device: no copy is timed
-            x = x.to(next(model.parameters()).device)
-        times = []
+        runs = {}
+        for label, model in models.items():
+            run = forward_runner(model, input_shape, runtime, used)
+            # torch: inputs wait on the model's device, so no copy is timed
+            inputs = x.to(next(model.parameters()).device) if runtime == "torch" else x
+            runs[label] = functools.partial(run, inputs)
+        times: dict[str, list[float]] = {label: [] for label in runs}
         for i in range(warmup + repeats):
-            start = time.perf_counter()
-            run(x)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+            for label, run in runs.items():
+                start = time.perf_counter()
+                run()
+                if i >= warmup:
+                    times[label].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return Latency(float(med), float(q3 - q1), batch, used, repeats, runtime)
+    out = {}
+    for label, t in times.items():
+        q1, med, q3 = np.percentile(t, [25, 50, 75])
+        out[label] = Latency(float(med), float(q3 - q1), batch, used, repeats, runtime)
+    return out
+
+
+def latency(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1, threads: int | None = None,
+            warmup: int = 5, repeats: int = 30, runtime: str = "torch") -> Latency:
+    """Measure the forward latency of one model (eval mode) on random inputs: `latencies` of one."""
+    return latencies({"model": model}, input_shape, batch, threads, warmup, repeats, runtime)["model"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .analysis import Answer, Curve, answer, split
 from .errors import PrunelabError
-from .results import CSV_FIELDS, DENSE, Point, Store, level_key
+from .results import CSV_FIELDS, DENSE, RETIMED, Point, Store, level_key
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "report.md"
@@ -50,6 +50,7 @@ class _Run:
     fingerprint: dict
     config: dict
     version: str | None
+    retimed: set[tuple[str, int, int]] = field(default_factory=set)  # keys timed side by side
 
     @property
     def model(self) -> str:
@@ -132,6 +133,7 @@ def _read(run: Path, budget: float, n_boot: int) -> _Run:
         fingerprint = store.meta("fingerprint") or {}
         config = store.meta("config") or {}
         version = store.meta("prunelab_version")
+        retimed = {tuple(k) for k in store.meta(RETIMED) or ()}
     finally:
         store.close()
     dense, curves = split(points)
@@ -146,7 +148,7 @@ def _read(run: Path, budget: float, n_boot: int) -> _Run:
     for p in points:
         groups.setdefault((p.method, level_key(p.target_sparsity)), []).append(p)
     dense_first = sorted(points, key=lambda p: p.method != DENSE)  # stable: store order otherwise
-    return _Run(dense_first, dense, curves, answers, groups, fingerprint, config, version)
+    return _Run(dense_first, dense, curves, answers, groups, fingerprint, config, version, retimed)
 
 
 def _layers(points: list[Point]) -> dict[str, tuple[float, int]]:
@@ -266,7 +268,7 @@ def _write_savings_plot(png: Path, svg: Path, data: _Run) -> None:
               ("macs", "MACs per image, millions (counted as run; dashed: effective, theory)", 1e-6),
               ("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20)]
     if latency:
-        setup = _latency_setup(data.dense)
+        setup = _latency_setup(data)
         panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {setup})", 1e3))
     fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
@@ -437,11 +439,16 @@ def _markdown(data: _Run, files: dict[str, Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _latency_setup(dense: Point) -> str:
-    """How the latencies were taken: threads and runtime (stores before the choice ran torch)."""
-    threads = dense.latency_threads
-    runtime = {"torch": "eager PyTorch"}.get(dense.latency_runtime or "torch", dense.latency_runtime)
-    return f"{threads} thread{'s' if threads != 1 else ''}, {runtime}"
+def _latency_setup(data: _Run) -> str:
+    """How the latencies were taken: threads, runtime (stores before the choice ran torch), and
+    whether side by side (`prunelab retime`) or each when its point finished."""
+    threads = data.dense.latency_threads
+    runtime = {"torch": "eager PyTorch"}.get(data.dense.latency_runtime or "torch",
+                                             data.dense.latency_runtime)
+    timed = {p.key for p in data.points if p.latency_b1 is not None}
+    when = ("all timed side by side by prunelab retime" if timed <= data.retimed else
+            "each timed when its point finished; 'prunelab retime RUN' times them side by side")
+    return f"{threads} thread{'s' if threads != 1 else ''}, {runtime}, {when}"
 
 
 def _savings_table(data: _Run) -> list[str]:
@@ -470,7 +477,7 @@ def _savings_table(data: _Run) -> list[str]:
             group = data.at(m, float(level))
             star = " (answer)" if level_key(data.answers[m].sparsity) == level_key(level) else ""
             rows.append(row(f"{m} at {_pct(level)}{star}", group))
-    setup = f" ({_latency_setup(dense)})" if latency else ""
+    setup = f" ({_latency_setup(data)})" if latency else ""
     return ["Every swept point (seeds averaged). MACs as run are counted by torch's FlopCounterMode on "
             "the model that actually runs (dense kernels multiply the zeros of a mask too); effective "
             "MACs are theory: each layer's MACs scaled by its weight density, a saving only a sparse kernel "

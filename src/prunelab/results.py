@@ -16,6 +16,7 @@ from .errors import PrunelabError
 
 STORE_FILE = "results.sqlite"
 DENSE = "dense"  # method name of the unpruned baseline row
+RETIMED = "retimed"  # meta key: the point keys whose latencies were timed side by side
 
 
 def level_key(level: float) -> int:
@@ -154,6 +155,11 @@ class Store:
 
     def _set(self, key: str, value) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def set_meta(self, key: str, value) -> None:
+        """Store a JSON value under `key` and commit it."""
+        with self._conn:
+            self._set(key, value)
 
     def meta(self, key: str):
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from .metrics import (
     count,
     dense_bytes,
     evaluate,
+    latencies,
     latency,
     macs,
     sparse_bytes,
@@ -47,7 +48,7 @@ from .recovery import (
     retrain,
     train_config,
 )
-from .results import DENSE, Point, Store, level_key
+from .results import DENSE, RETIMED, Point, Store, level_key
 
 
 def parse_levels(text: str) -> tuple[float, ...]:
@@ -273,6 +274,59 @@ def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config
     raise PrunelabError(f"run {run} kept no model for the retrained point '{spec}' at {level:g} (seed "
                         f"{seed}): sweeps before prunelab kept them did not; sweep it again into a "
                         f"new folder")
+
+
+def retime(run: str | Path, runtime: str = "torch", threads: int = 1, device: str = "cpu",
+           runs: tuple[tuple[int, int, int], ...] = LATENCY_RUNS) -> list[Point]:
+    """Time every stored point's model again, all side by side (`latencies`: round-robin), and store
+    the new latencies in place of the sweep's.
+
+    A sweep times each point when it finishes, so the points of one run are timed minutes or hours
+    apart under whatever else the machine was doing; their ratios mislead on a shared machine.
+    Side-by-side timing puts the same load on every point.
+
+    Args:
+        run: a sweep's run folder.
+        runtime: 'torch' (eager) or 'onnxruntime'.
+        threads: intra-op CPU threads.
+        device: where eager models run ('cpu' or 'cuda').
+        runs: (batch, warm-up rounds, timed rounds) per batch size: batch 1 and 64 by default.
+
+    Returns:
+        every stored point, with its new latencies.
+    """
+    check_runtime(runtime)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise PrunelabError(f"threads must be a positive integer, got {threads!r}")
+    target = pick_device(device)
+    store = Store.open(run)
+    try:
+        points = store.points()
+    finally:
+        store.close()
+    if not points:
+        raise PrunelabError(f"run {run} has no stored points to time")
+    models, shape = {}, None
+    for p in points:
+        pruned, _, _, shape = point_model(run, p.method, p.target_sparsity, p.seed)
+        models[str(p.key)] = pruned.model.to(target).eval()
+    timed = {}
+    for batch, warmup, repeats in runs:
+        timed[batch] = latencies(models, shape, batch, threads, warmup, repeats, runtime)
+    out = []
+    for p in points:
+        fields = {f"latency_b{batch}": timed[batch][str(p.key)].median for batch in timed}
+        first = timed[runs[0][0]][str(p.key)]
+        out.append(replace(p, **fields, latency_threads=first.threads,
+                                       latency_runtime=runtime))
+    store = Store.open(run)
+    try:
+        for p in out:
+            store.add(p)
+        store.set_meta(RETIMED, sorted(list(p.key) for p in out))
+    finally:
+        store.close()
+    return out
 
 
 def levels_of(method: Method, levels: tuple[float, ...]) -> tuple[float, ...]:
