@@ -64,6 +64,18 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_a_state_saved_under_another_recipe_is_an_error_not_a_restart(digits, tmp_path):
+    data = small_data(digits)
+    model, masks = model_and_masks()
+    fit(model, data, (0.5,), (0.5,), TrainConfig(epochs=1, lr=0.05, batch_size=64), CPU, masks=masks,
+        state_dir=tmp_path)
+    saved = (tmp_path / "train_state.pt").read_bytes()
+    with pytest.raises(PrunelabError, match=r"another recipe \(lr 0.05 -> 0.1\)"):
+        fit(model, data, (0.5,), (0.5,), TrainConfig(epochs=1, lr=0.1, batch_size=64), CPU, masks=masks,
+            state_dir=tmp_path)
+    assert (tmp_path / "train_state.pt").read_bytes() == saved  # the hours it holds are kept
+
+
 def test_pruner_grows_masks_during_training(digits):
     model, _ = model_and_masks()
     weights = prunable_weights(model, model_info("smallcnn").classifier)

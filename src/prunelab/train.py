@@ -138,6 +138,16 @@ def _save_state(folder: Path, state: dict) -> None:
     os.replace(tmp, folder / STATE_FILE)  # an interrupt never leaves half a state
 
 
+def _check_same_recipe(path: Path, saved: dict, now: dict) -> None:
+    """A saved training state resumes only under the recipe it was saved with; a setting that
+    exists on one side only (a newer or older prunelab) is not a difference."""
+    diff = sorted(k for k in saved.keys() & now.keys() if saved[k] != now[k])
+    if diff:
+        changes = ", ".join(f"{k} {saved[k]} -> {now[k]}" for k in diff)
+        raise PrunelabError(f"{path} holds training saved under another recipe ({changes}); pass the "
+                            f"same options to resume it, or delete the file to start over")
+
+
 def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
         masks: Masks | None = None,
         pruner: Callable[[int, nn.Module, Masks | None], Masks | None] | None = None,
@@ -158,7 +168,8 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
             returns replace `masks` from then on (gradual pruning). It must only grow them. On a
             resume the masks in force are the saved ones.
         state_dir: if given, the training state (weights, optimizer, masks, random state) is
-            saved there after every epoch, and a state saved under the same recipe is resumed.
+            saved there after every epoch, and a saved state is resumed (one saved under another
+            recipe is an error, never silently started over).
         evaluate_every: evaluate on the test split every this many epochs and after the last
             (0: never; the caller evaluates).
         distributed_data: under torchrun, train one model with PyTorch DDP: every process takes
@@ -194,12 +205,12 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         folder.mkdir(parents=True, exist_ok=True)
     if folder is not None and (folder / STATE_FILE).exists():
         saved = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
-        if saved["config"] == asdict(cfg):
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            gen.set_state(saved["generator"])
-            masks = saved["masks"] if saved["masks"] is not None else masks
-            history.epochs, first_epoch = saved["history"], saved["epoch"]
+        _check_same_recipe(folder / STATE_FILE, saved["config"], asdict(cfg))
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        gen.set_state(saved["generator"])
+        masks = saved["masks"] if saved["masks"] is not None else masks
+        history.epochs, first_epoch = saved["history"], saved["epoch"]
     if masks is not None:
         apply_masks(model, masks)
     step_model = torch.compile(model) if cfg.compile else model
