@@ -245,9 +245,11 @@ def test_retime_times_every_point_side_by_side_and_changes_nothing_else(savings_
     assert "all timed side by side by prunelab retime" in text
 
 
-def test_retime_errors(monkeypatch, capsys, tmp_path):
+def test_retime_errors(savings_run, monkeypatch, capsys, tmp_path):
     code, _, err = run(monkeypatch, capsys, "retime", tmp_path / "nothing")
     assert_user_error(code, err, "holds no sweep results")
+    code, _, err = run(monkeypatch, capsys, "retime", savings_run[0], "--threads", 0)
+    assert_user_error(code, err, "threads must be a positive integer, got 0")
 
 
 def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, tmp_path):

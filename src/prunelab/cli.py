@@ -374,7 +374,7 @@ def retime(run, runtime, threads, device, budget):
     config = store.meta("config") or {}
     store.close()
     runtime = runtime or config.get("runtime") or "torch"
-    threads = threads or config.get("threads") or 1
+    threads = threads if threads is not None else config.get("threads") or 1
     points = retime_points(run, runtime, threads, device)
     dense = next((p for p in points if p.method == "dense"), points[0])
     say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")

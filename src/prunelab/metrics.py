@@ -229,6 +229,13 @@ def check_runtime(runtime: str) -> str:
     return runtime
 
 
+def check_threads(threads) -> int:
+    """`threads` if it is a positive integer (a thread count), else a one-line error."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise PrunelabError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
 @dataclass(frozen=True)
 class Latency:
     """Wall-clock time of a forward pass, measured: median over repeats after warm-up.

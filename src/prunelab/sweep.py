@@ -24,6 +24,7 @@ from .errors import PrunelabError
 from .export import ModelRef, load_sparse, load_structured, save_sparse, save_structured
 from .metrics import (
     check_runtime,
+    check_threads,
     count,
     dense_bytes,
     evaluate,
@@ -276,8 +277,7 @@ def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config
                         f"new folder")
 
 
-def retime(run: str | Path, runtime: str = "torch", threads: int = 1, device: str = "cpu",
-           runs: tuple[tuple[int, int, int], ...] = LATENCY_RUNS) -> list[Point]:
+def retime(run: str | Path, runtime: str = "torch", threads: int = 1, device: str = "cpu") -> list[Point]:
     """Time every stored point's model again, all side by side (`latencies`: round-robin), and store
     the new latencies in place of the sweep's.
 
@@ -290,14 +290,12 @@ def retime(run: str | Path, runtime: str = "torch", threads: int = 1, device: st
         runtime: 'torch' (eager) or 'onnxruntime'.
         threads: intra-op CPU threads.
         device: where eager models run ('cpu' or 'cuda').
-        runs: (batch, warm-up rounds, timed rounds) per batch size: batch 1 and 64 by default.
 
     Returns:
         every stored point, with its new latencies.
     """
     check_runtime(runtime)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise PrunelabError(f"threads must be a positive integer, got {threads!r}")
+    check_threads(threads)
     target = pick_device(device)
     store = Store.open(run)
     try:
@@ -310,15 +308,13 @@ def retime(run: str | Path, runtime: str = "torch", threads: int = 1, device: st
     for p in points:
         pruned, _, _, shape = point_model(run, p.method, p.target_sparsity, p.seed)
         models[str(p.key)] = pruned.model.to(target).eval()
-    timed = {}
-    for batch, warmup, repeats in runs:
-        timed[batch] = latencies(models, shape, batch, threads, warmup, repeats, runtime)
+    timed = {batch: latencies(models, shape, batch, threads, warmup, repeats, runtime)
+             for batch, warmup, repeats in LATENCY_RUNS}
     out = []
     for p in points:
-        fields = {f"latency_b{batch}": timed[batch][str(p.key)].median for batch in timed}
-        first = timed[runs[0][0]][str(p.key)]
-        out.append(replace(p, **fields, latency_threads=first.threads,
-                                       latency_runtime=runtime))
+        t1, t64 = timed[1][str(p.key)], timed[64][str(p.key)]
+        out.append(replace(p, latency_b1=t1.median, latency_b64=t64.median, latency_threads=t1.threads,
+                           latency_runtime=runtime))
     store = Store.open(run)
     try:
         for p in out:
@@ -361,8 +357,7 @@ class Sweep:
             check_sparsity(cfg.layer_cap, "layer cap")
         if cfg.round_to is not None and (not isinstance(cfg.round_to, int) or cfg.round_to < 1):
             raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
-        if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1:
-            raise PrunelabError(f"threads must be a positive integer, got {cfg.threads!r}")
+        check_threads(cfg.threads)
         check_runtime(cfg.runtime)
         self.cfg = cfg
         self.device = pick_device(cfg.device)
