@@ -1,5 +1,7 @@
 """Structured pruning, N:M and compute metrics: smaller models that run, residual coupling, exact patterns."""
 
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -273,8 +275,31 @@ def test_latencies_time_the_models_in_turn():
 
     timed = latencies({"a": Tagged("a"), "b": Tagged("b")}, (3, 4, 4), batch=2, threads=1, warmup=1,
                       repeats=3)
-    assert calls == ["a", "b"] * 4  # round-robin: one forward of each model per round, not one model's run
+    # round-robin, not one model's run: a warm-up round, then per round each model twice in a row
+    # (an untimed forward that puts its weights back in cache, then the timed one)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
     assert set(timed) == {"a", "b"} and all(t.repeats == 3 and t.batch == 2 for t in timed.values())
+
+
+def test_latencies_time_each_model_with_its_own_weights_in_cache():
+    last = []
+
+    class ColdAfterOther(nn.Module):
+        """Slow (50 ms) on a forward that follows another model's, as a cold cache is."""
+
+        def __init__(self, tag):
+            super().__init__()
+            self.tag, self.conv = tag, nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            if last and last[-1] != self.tag:
+                time.sleep(0.05)
+            last.append(self.tag)
+            return self.conv(x)
+
+    timed = latencies({"a": ColdAfterOther("a"), "b": ColdAfterOther("b")}, (3, 4, 4), threads=1,
+                      warmup=1, repeats=3)
+    assert all(t.median < 0.05 for t in timed.values())
 
 
 def test_onnxruntime_runs_the_same_model_and_is_timed():
