@@ -112,3 +112,15 @@ def test_sweep_writes_report_and_tensorboard(monkeypatch, capsys, tmp_path, digi
     assert [e.step for e in events.Scalars("sweep_top1/global/seed0")] == [0, 500, 900]
     assert any(t.startswith("retrain/global+ft/level0500/seed0/") for t in tags)
     assert events.Tags()["images"] == ["sweep/accuracy_vs_sparsity"]
+
+
+def test_answer_line_gives_the_counted_share_where_it_reads_differently():
+    from prunelab.analysis import Answer
+    from prunelab.cli import answer_line
+
+    def line(target, counted):
+        return answer_line(Answer("m", target, counted, 92.2, 92.7, 1.0, 0.0, target, 2000))
+
+    assert "60.0% of prunable weights can go (95% CI 0-60%)" in line(0.6, 0.60004)
+    # a channel level reached only as closely as whole channels allow: both shares are shown
+    assert "70.0% of prunable weights can go (67.7% counted; 95% CI 0-70%)" in line(0.7, 0.677)
