@@ -124,3 +124,17 @@ def test_answer_line_gives_the_counted_share_where_it_reads_differently():
     assert "60.0% of prunable weights can go (95% CI 0-60%)" in line(0.6, 0.60004)
     # a channel level reached only as closely as whole channels allow: both shares are shown
     assert "70.0% of prunable weights can go (67.7% counted; 95% CI 0-70%)" in line(0.7, 0.677)
+
+
+def test_training_twice_with_one_seed_gives_the_same_weights(monkeypatch, capsys, tmp_path):
+    from safetensors.torch import load_file
+
+    weights = []
+    for name in ("a", "b"):
+        torch.manual_seed(len(weights))  # whatever the global generator holds, the seed decides
+        code, _, err = run(monkeypatch, capsys, "train", "--model", "smallcnn", "--data", "digits",
+                           "--epochs", "1", "--out", tmp_path / name)
+        assert code == 0, err
+        weights.append(load_file(tmp_path / name / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

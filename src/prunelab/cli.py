@@ -89,6 +89,8 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
     """Train and save a checkpoint with a progress bar; returns the saved metadata."""
     from dataclasses import asdict
 
+    import torch
+
     from .checkpoint import CheckpointMeta, save_checkpoint
     from .data import load_dataset
     from .models import create_model
@@ -101,6 +103,7 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
     # recorded in its metadata; the registry's defaults describe foreign checkpoints.
     x = data.train.x.float().div_(255).transpose(0, 1).reshape(in_channels, -1)
     mean, std = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+    torch.manual_seed(cfg.seed)  # the initial weights too come from the recipe's seed
     model = create_model(model_name, len(data.classes), in_channels)
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
