@@ -8,6 +8,7 @@ import pytest
 import torch
 from cli_helpers import assert_user_error, run
 
+from prunelab.checkpoint import load_checkpoint, save_checkpoint
 from prunelab.errors import PrunelabError
 from prunelab.export import (
     FP16_TOLERANCE,
@@ -258,3 +259,23 @@ def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, t
     with pytest.raises(PrunelabError, match="unknown latency runtime 'tvm': choose from torch, onnxruntime"):
         Sweep(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_moved_with_its_checkpoint_still_rebuilds_and_a_changed_checkpoint_is_refused(
+        digits_checkpoint, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    shutil.copytree(digits_checkpoint, home / "model")
+    cfg = SweepConfig(checkpoint=str(home / "model"), data="digits", device="cpu", levels=(0.5,),
+                      methods=("global",), file_size=False)
+    points = {p.method: p for p in Sweep(cfg, home / "runs" / "one").run()}
+    assert points["global"].file_bytes is None and points["global"].file_format is None
+    shutil.move(home, tmp_path / "moved")  # e.g. packed on a GPU machine, unpacked here
+    args = ("export", tmp_path / "moved" / "runs" / "one", "--method", "global", "--level", 0.5,
+            "--format", "sparse", "--out", tmp_path / "g.sparse")
+    code, stdout, err = run(monkeypatch, capsys, *args)
+    assert code == 0 and "bit-exact" in stdout, err
+    other = create_model("smallcnn", 10, 1)  # another network in the checkpoint's place
+    save_checkpoint(tmp_path / "moved" / "model", other, load_checkpoint(tmp_path / "moved" / "model")[1])
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert_user_error(code, err, "holds other weights than run", "sha256 differs")
+

@@ -157,3 +157,20 @@ def test_sensitivity_allocation_prunes_tolerant_layers_first():
         compute_masks(get_method("sensitivity"), w, 0.3)
     with pytest.raises(PrunelabError, match="no curve"):
         compute_masks(get_method("sensitivity"), w, 0.3, profile={"dense_top1": 90, "layers": {}})
+
+
+@pytest.mark.parametrize("method", ["layerwise", "global", "random", "nm-2:4", "sensitivity"])
+def test_mask_code_makes_every_tensor_on_its_inputs_device(method):
+    """There is no GPU here, so a tensor made without its inputs' device would pass on the CPU and
+    fail on CUDA (it did: the global allocation's owner index). With the default device set to
+    'meta', any such tensor lands on 'meta' and mixing it with the CPU inputs fails here too."""
+    model = tiny()
+    weights = {k: w.detach() for k, w in weights_of(model).items() if k != "conv1.weight"}
+    profile = profile_for(weights)
+    with torch.device("meta"):
+        level = 0.5 if method == "nm-2:4" else 0.6
+        masks = compute_masks(get_method(method), weights, level, seed=1, profile=profile,
+                              layer_cap=0.9 if method == "global" else None)
+        again = compute_masks(get_method(method), weights, level, seed=1, prior=masks, profile=profile)
+    for name, w in weights.items():
+        assert masks[name].device == w.device and again[name].device == w.device

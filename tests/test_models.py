@@ -122,3 +122,43 @@ def test_pretrained_resnet20_scores_932_of_1017():
     test = load_dataset(SUBSET).test
     ev = evaluate(model, normalize(test.x, meta.mean, meta.std), test.y)
     assert (ev.correct, ev.n) == (932, 1017)
+
+
+def test_sharded_half_precision_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    m = create_model("resnet20").eval()
+    meta = CheckpointMeta("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3)
+    index = save_checkpoint(tmp_path, m, meta, max_shard_bytes=200_000, dtype=torch.float16)
+    shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
+    assert index.name == "model.safetensors.index.json" and len(shards) >= 3
+    assert all(f.stat().st_size <= 200_000 for f in shards)
+    assert shards[0].name == f"model-00001-of-{len(shards):05d}.safetensors"
+    loaded, _ = load_checkpoint(tmp_path)
+    for (k, a), b in zip(m.state_dict().items(), loaded.state_dict().values(), strict=True):
+        want = a.half().to(a.dtype) if a.is_floating_point() else a  # exactly the fp16 values
+        assert b.dtype == a.dtype and torch.equal(b, want), k
+    save_checkpoint(tmp_path, m, meta)  # one layout per folder: the shards go
+    assert not list(tmp_path.glob("model-*")) and (tmp_path / "model.safetensors").exists()
+
+
+def test_a_missing_corrupt_or_foreign_shard_is_one_line(tmp_path):
+    from prunelab.checkpoint import weights_digest
+
+    m = create_model("resnet20").eval()
+    save_checkpoint(tmp_path, m, CheckpointMeta("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3),
+                    max_shard_bytes=300_000)
+    digest = weights_digest(tmp_path)
+    assert digest == weights_digest(tmp_path / "model.safetensors.index.json")
+    second = sorted(tmp_path.glob("model-*"))[1]
+    data = bytearray(second.read_bytes())
+    data[-1] ^= 1
+    second.write_bytes(bytes(data))
+    with pytest.raises(PrunelabError, match=rf"shard {second.name} is corrupt"):
+        load_checkpoint(tmp_path)
+    assert weights_digest(tmp_path) != digest
+    second.unlink()
+    with pytest.raises(PrunelabError, match=rf"shard {second.name} is missing"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(PrunelabError, match="shard index .* is unreadable"):
+        load_checkpoint(tmp_path)

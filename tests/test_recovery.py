@@ -167,12 +167,12 @@ def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_p
 @pytest.mark.parametrize("prune_classifier", [False, True])  # channels never touch the classifier
 def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_checkpoint, tmp_path, monkeypatch,
                                                                     prune_classifier):
-    import prunelab.sweep as sweep_module
+    import prunelab.pruning.structured as structured_module
     from prunelab.export import load_structured
     from prunelab.pruning.masks import prunable_weights
 
     starts = []
-    real = sweep_module.prune_channels
+    real = structured_module.prune_channels
 
     def spy(model, info, x, level, *args):
         result = real(model, info, x, level, *args)
@@ -181,7 +181,7 @@ def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_check
         starts.append((sum(p.numel() for p in model.parameters()), level, 1 - left / before))
         return result
 
-    monkeypatch.setattr(sweep_module, "prune_channels", spy)
+    monkeypatch.setattr(structured_module, "prune_channels", spy)  # imported where channels go
     sweep = Sweep(config(digits_checkpoint, ("channels-layerwise+iter",), prune_classifier=prune_classifier),
                   tmp_path)
     points = {p.target_sparsity: p for p in sweep.run() if p.method != "dense"}

@@ -9,7 +9,16 @@ from prunelab.errors import PrunelabError
 from prunelab.models import create_model, model_info
 from prunelab.pruning.masks import prunable_weights
 from prunelab.pruning.methods import compute_masks, get_method
-from prunelab.train import TrainConfig, augment, cosine_lr, distillation_loss, fit, lr_at
+from prunelab.train import (
+    TrainConfig,
+    augment,
+    cosine_lr,
+    distillation_loss,
+    epoch_steps,
+    fit,
+    lr_at,
+    new_model,
+)
 
 CPU = torch.device("cpu")
 
@@ -115,7 +124,9 @@ def test_augment_keeps_shape_and_pixels():
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=-1), dict(lr=0.0), dict(schedule="step"),
-                                 dict(rewind_epoch=40), dict(distill=1.5), dict(temperature=0.0)])
+                                 dict(rewind_epoch=40), dict(distill=1.5), dict(temperature=0.0),
+                                 dict(warmup_epochs=-1), dict(epochs=4, warmup_epochs=4),
+                                 dict(label_smoothing=1.0), dict(label_smoothing=-0.1)])
 def test_bad_recipe_is_refused(digits, bad):
     with pytest.raises(PrunelabError):
         fit(create_model("smallcnn", 10, 1), small_data(digits), (0.5,), (0.5,), TrainConfig(**bad), CPU)
@@ -160,3 +171,68 @@ def test_distillation_without_a_teacher_is_refused(digits):
     with pytest.raises(PrunelabError, match="no teacher"):
         fit(create_model("smallcnn", 10, 1), small_data(digits), (0.5,), (0.5,),
             TrainConfig(epochs=1, distill=0.5), CPU)
+
+
+def test_warm_up_rises_linearly_then_the_cosine_runs_over_the_rest():
+    cfg = TrainConfig(epochs=10, lr=0.4, warmup_epochs=2)
+    per_epoch = 5
+    warm = [lr_at(t, per_epoch, cfg) for t in range(10)]
+    assert warm == pytest.approx([0.4 * (t + 1) / 10 for t in range(10)])  # 0.04 ... 0.4
+    assert lr_at(10, per_epoch, cfg) == pytest.approx(0.4)  # the cosine starts at the peak ...
+    assert lr_at(30, per_epoch, cfg) == pytest.approx(cosine_lr(20, 40, 0.4))  # ... over 40 steps
+    assert lr_at(49, per_epoch, cfg) == pytest.approx(cosine_lr(39, 40, 0.4))
+    plain = TrainConfig(epochs=10, lr=0.4)
+    assert [lr_at(t, 5, plain) for t in range(50)] == [cosine_lr(t, 50, 0.4) for t in range(50)]
+
+
+def test_drop_last_makes_every_step_a_whole_batch(digits):
+    data = small_data(digits, n=100)
+    sizes = {}
+
+    def on_step(epoch, i, loss):
+        sizes.setdefault(epoch, []).append(i)
+
+    for drop, steps in ((False, 4), (True, 3)):  # 100 images, batch 32: 32+32+32(+4)
+        cfg = TrainConfig(epochs=1, lr=0.05, batch_size=32, drop_last=drop)
+        assert epoch_steps(100, cfg) == steps
+        sizes.clear()
+        fit(create_model("smallcnn", 10, 1), data, (0.5,), (0.5,), cfg, CPU, on_step=on_step,
+            evaluate_every=0)
+        assert sizes == {0: list(range(steps))}
+
+
+def test_label_smoothing_and_nesterov_change_the_training(digits):
+    data = small_data(digits)
+
+    def trained(**options):
+        torch.manual_seed(0)
+        model = create_model("smallcnn", 10, 1)
+        fit(model, data, (0.5,), (0.5,), TrainConfig(epochs=1, lr=0.05, batch_size=64, **options), CPU,
+            evaluate_every=0)
+        return model.conv1.weight.detach()
+
+    plain = trained()
+    assert torch.equal(plain, trained())  # the comparison below is not noise
+    assert not torch.equal(plain, trained(label_smoothing=0.1))
+    assert not torch.equal(plain, trained(nesterov=True))
+    logits, target = torch.randn(8, 10), torch.arange(8)
+    smooth = distillation_loss(logits, None, target, 0.0, 4.0, label_smoothing=0.1)
+    expected = -(0.9 * logits.log_softmax(1)[torch.arange(8), target] + 0.1 * logits.log_softmax(1).mean(1))
+    assert smooth == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("name, ends", [("resnet20", 9), ("resnet50", 16)])
+def test_zero_init_residual_zeroes_the_last_norm_of_every_branch(digits, name, ends):
+    from prunelab.models import residual_branch_ends
+
+    data = dataclasses.replace(digits, train=dataclasses.replace(
+        digits.train, x=torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y=torch.zeros(4, dtype=torch.int64)))
+    fresh = new_model(name, data, TrainConfig(zero_init_residual=True))
+    last = residual_branch_ends(fresh)
+    assert len(last) == ends and all(bool((bn.weight == 0).all()) for bn in last)
+    others = [m for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d) and m not in last]
+    assert all(bool((bn.weight == 1).all()) for bn in others)
+    plain = new_model(name, data, TrainConfig())
+    assert all(bool((bn.weight == 1).all()) for bn in residual_branch_ends(plain))
+    with pytest.raises(PrunelabError, match="no residual branches"):
+        new_model("smallcnn", digits, TrainConfig(zero_init_residual=True))

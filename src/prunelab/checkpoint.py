@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,10 @@ from .models import create_model, model_info
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
+INDEX_FILE = "model.safetensors.index.json"  # a sharded checkpoint's index (Hugging Face convention)
+SHARD_GLOB = "model-*-of-*.safetensors"
+SHARDED_FORMAT = "prunelab-sharded/1"
+SHARD_HEADER_ALLOWANCE = 512  # bytes of safetensors header counted per tensor when filling a shard
 TORCH_SUFFIXES = (".th", ".pt", ".pth", ".tar", ".bin")
 
 
@@ -38,17 +43,134 @@ class CheckpointMeta:
     prunelab_version: str = __version__
 
 
-def save_checkpoint(folder: str | os.PathLike, model: nn.Module, meta: CheckpointMeta) -> Path:
-    """Write `model.safetensors` and `model.json` into `folder`; returns the weights path."""
+def save_checkpoint(folder: str | os.PathLike, model: nn.Module, meta: CheckpointMeta,
+                    max_shard_bytes: int | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write the weights and `model.json` into `folder`; returns the weights path.
+
+    Args:
+        folder: created if missing.
+        model: the network; its state dict is saved.
+        meta: what rebuilds and describes it.
+        max_shard_bytes: if given, the weights are sharded as the Hugging Face convention has it:
+            `model-00001-of-0000N.safetensors` files of at most this many bytes each, plus
+            `model.safetensors.index.json` (which tensor is in which shard, and each shard's
+            sha256). Returns the index path then.
+        dtype: store floating tensors in this dtype (e.g. torch.float16, half the bytes); they
+            load back into the model's own dtype.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    weights = folder / WEIGHTS_FILE
-    tmp = weights.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"model": meta.model})
-    os.replace(tmp, weights)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    for stale in [folder / WEIGHTS_FILE, folder / INDEX_FILE, *folder.glob(SHARD_GLOB)]:
+        stale.unlink(missing_ok=True)  # a folder holds one layout: a reader never mixes two saves
+    if max_shard_bytes is None:
+        weights = folder / WEIGHTS_FILE
+        _write_safetensors(weights, state, {"model": meta.model})
+    else:
+        weights = _write_shards(folder, state, meta.model, max_shard_bytes)
     (folder / META_FILE).write_text(json.dumps(asdict(meta), indent=2) + "\n")
     return weights
+
+
+def _write_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _write_shards(folder: Path, state: dict[str, torch.Tensor], model: str, max_bytes: int) -> Path:
+    """Tensors in state order, a new shard whenever the next one would pass `max_bytes`
+    (header included); the index is written last, so its presence means every shard is whole."""
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in state.items():
+        need = t.numel() * t.element_size() + SHARD_HEADER_ALLOWANCE
+        if need > max_bytes:
+            raise PrunelabError(f"tensor {name} takes {need:,} bytes, more than the shard size "
+                                f"{max_bytes:,}; pass a larger shard size")
+        if size + need > max_bytes and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t
+        size += need
+    n = len(shards)
+    weight_map, digests = {}, {}
+    for i, shard in enumerate(shards, 1):
+        file = f"model-{i:05d}-of-{n:05d}.safetensors"
+        _write_safetensors(folder / file, shard, {"model": model, "format": "pt"})
+        digests[file] = _sha256_file(folder / file)
+        weight_map.update(dict.fromkeys(shard, file))
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index = {"metadata": {"total_size": total, "format": SHARDED_FORMAT, "sha256": digests},
+             "weight_map": weight_map}
+    tmp = folder / (INDEX_FILE + ".tmp")
+    tmp.write_text(json.dumps(index, indent=2) + "\n")
+    os.replace(tmp, folder / INDEX_FILE)
+    return folder / INDEX_FILE
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_index(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(tensor -> shard file, shard file -> sha256 or '') of a shard index, or one line saying why not."""
+    try:
+        index = json.loads(path.read_text())
+        weight_map = index["weight_map"]
+        digests = (index.get("metadata") or {}).get("sha256") or {}
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ValueError("weight_map is not a map of tensor names to shard files")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PrunelabError(f"shard index {path} is unreadable ({exc}); copy it again from where the "
+                            f"checkpoint was written") from None
+    return weight_map, {f: digests.get(f, "") for f in sorted(set(weight_map.values()))}
+
+
+def _read_shards(index_path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a sharded checkpoint; a missing, corrupt or incomplete shard is one line."""
+    weight_map, shards = _read_index(index_path)
+    folder, state = index_path.parent, {}
+    for file, digest in shards.items():
+        path = folder / Path(file).name
+        if not path.is_file():
+            raise PrunelabError(f"checkpoint {folder}: shard {file} is missing (the index lists "
+                                f"{len(shards)}); copy every shard beside {index_path.name}")
+        if digest and _sha256_file(path) != digest:
+            raise PrunelabError(f"checkpoint {folder}: shard {file} is corrupt (its sha256 is not the "
+                                f"one its index recorded); copy it again")
+        try:
+            part = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's to replace
+            raise PrunelabError(f"cannot read shard {path}: {exc}") from None
+        want = {k for k, f in weight_map.items() if f == file}
+        if set(part) != want:
+            odd = sorted(want ^ set(part))
+            raise PrunelabError(f"checkpoint {folder}: shard {file} does not hold what its index says "
+                                f"({len(odd)} tensors differ, e.g. {odd[0]}); copy it again")
+        state.update(part)
+    return state
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint's weights: of its one file, or of its shards' bytes in index order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE if (path / WEIGHTS_FILE).exists() else path / INDEX_FILE
+    if path.name != INDEX_FILE:
+        return _sha256_file(path)
+    digest = hashlib.sha256()
+    for file in _read_index(path)[1]:
+        with open(path.parent / file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_meta(path: Path) -> CheckpointMeta:
@@ -103,7 +225,8 @@ def load_checkpoint(path: str | os.PathLike, model_name: str | None = None
     """Rebuild a model from a checkpoint without executing any code from it.
 
     Args:
-        path: a prunelab checkpoint folder, its `model.safetensors`, or a foreign torch file
+        path: a prunelab checkpoint folder (one `model.safetensors`, or shards with their
+            `model.safetensors.index.json`), one of those files, or a foreign torch file
             (`.th/.pt/.pth`, read with `weights_only=True`; a `state_dict` entry and `module.`
             prefixes are handled).
         model_name: registry name; required for foreign files, checked against prunelab metadata.
@@ -113,22 +236,27 @@ def load_checkpoint(path: str | os.PathLike, model_name: str | None = None
     """
     path = Path(path)
     if path.is_dir():
-        path = path / WEIGHTS_FILE
+        path = path / (INDEX_FILE if (path / INDEX_FILE).exists() and not (path / WEIGHTS_FILE).exists()
+                       else WEIGHTS_FILE)
     if not path.exists():
-        raise PrunelabError(f"checkpoint {path} does not exist; pass a file written by "
+        raise PrunelabError(f"checkpoint {path} does not exist; pass a folder or file written by "
                             f"'prunelab train' or a .th/.pt state dict")
-    if path.suffix == ".safetensors":
-        meta_path = path.with_name(META_FILE) if path.name == WEIGHTS_FILE else path.with_suffix(".json")
+    if path.name == INDEX_FILE or path.suffix == ".safetensors":
+        meta_path = path.with_name(META_FILE) if path.name in (WEIGHTS_FILE, INDEX_FILE) else \
+            path.with_suffix(".json")
         if not meta_path.exists():
             raise PrunelabError(f"checkpoint {path} has no metadata file {meta_path}")
         meta = _read_meta(meta_path)
         if model_name and model_name != meta.model:
             raise PrunelabError(f"checkpoint {path} is a '{meta.model}', not a '{model_name}'; "
                                 f"drop --model or pass --model {meta.model}")
-        try:
-            state = load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's to replace
-            raise PrunelabError(f"cannot read {path}: {exc}") from None
+        if path.name == INDEX_FILE:
+            state = _read_shards(path)
+        else:
+            try:
+                state = load_file(str(path))
+            except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's to replace
+                raise PrunelabError(f"cannot read {path}: {exc}") from None
     elif path.suffix in TORCH_SUFFIXES:
         if not model_name:
             raise PrunelabError(f"checkpoint {path} does not say which model it is; pass --model")

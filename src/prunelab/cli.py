@@ -89,22 +89,17 @@ def run_train(model_name: str, data_spec: str, data_root, download: bool, out: P
     """Train and save a checkpoint with a progress bar; returns the saved metadata."""
     from dataclasses import asdict
 
-    import torch
-
     from .checkpoint import CheckpointMeta, save_checkpoint
     from .data import load_dataset
-    from .models import create_model
     from .sweep import pick_device
-    from .train import fit
+    from .train import fit, input_statistics, new_model
 
     data = load_dataset(data_spec, data_root, download)
     in_channels = data.train.x.shape[1]
     # A model trained here is normalised with its training data's per-channel statistics,
     # recorded in its metadata; the registry's defaults describe foreign checkpoints.
-    x = data.train.x.float().div_(255).transpose(0, 1).reshape(in_channels, -1)
-    mean, std = tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
-    torch.manual_seed(cfg.seed)  # the initial weights too come from the recipe's seed
-    model = create_model(model_name, len(data.classes), in_channels)
+    mean, std = input_statistics(data)
+    model = new_model(model_name, data, cfg)  # the initial weights too come from the recipe's seed
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
     steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)

@@ -156,7 +156,13 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     """
     if x.dtype != torch.uint8 or x.dim() != 4:
         raise PrunelabError(f"normalize expects uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-    channels = x.shape[1]
+    return standardize(x, *normalization(mean, std, x.shape[1], x.device))
+
+
+def normalization(mean: Sequence[float], std: Sequence[float], channels: int, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated per-channel mean and std as float32 (1, C, 1, 1) tensors on `device`, made once
+    (a training loop that rebuilt them every step would copy them to the GPU every step)."""
     if len(mean) != channels or len(std) != channels:
         raise PrunelabError(
             f"normalize: images have {channels} channels but mean has {len(mean)} "
@@ -164,8 +170,13 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
         )
     if any(s <= 0 for s in std):
         raise PrunelabError(f"normalize: std must be > 0, got {list(std)}")
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    return m, s
+
+
+def standardize(x: torch.Tensor, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """(x / 255 - m) / s for uint8 images `x` and `normalization`'s tensors, on x's device."""
     return (x.to(torch.float32) / 255.0 - m) / s
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import PrunelabError
 from .models import ModelInfo, create_model
-from .pruning.structured import architecture_spec, build_from_spec
+from .pruning.spec import architecture_spec, build_from_spec
 
 SPARSE_MAGIC = b"PRUNELAB-SPARSE\x00"  # 16 bytes, then a little-endian u32 header length
 SPARSE_FORMAT = "prunelab-sparse/1"

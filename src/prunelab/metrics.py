@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ class Evaluation:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> Evaluation:
     """Evaluate `model` (switched to eval mode) on normalised images.
 
+    On CUDA the convolutions and matrix products run in true float32, TF32 switched off for the
+    call: a GPU evaluation then agrees with a CPU re-check of the same weights to rounding, not
+    to TF32's 10-bit mantissa. The device is read once, at the end.
+
     Args:
         model: classifier, on the same device as `x`.
         x: float (N, C, H, W), already normalised.
@@ -45,17 +50,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         batch_size: images per forward pass.
     """
     model.eval()
-    hits, hits5, loss = [], [], 0.0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size]).float()
-        target = y[start:start + batch_size]
-        loss += F.cross_entropy(logits, target, reduction="sum").item()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits.append(top[:, 0] == target)
-        hits5.append((top == target[:, None]).any(dim=1))
+    hits, hits5 = [], []
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    with exact_float32():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start:start + batch_size]).float()
+            target = y[start:start + batch_size]
+            loss += F.cross_entropy(logits, target, reduction="sum").double()
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            hits.append(top[:, 0] == target)
+            hits5.append((top == target[:, None]).any(dim=1))
     h, h5 = torch.cat(hits).cpu().numpy(), torch.cat(hits5).cpu().numpy()
     n = len(h)
-    return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), loss / n, h)
+    return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), float(loss) / n, h)
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """TF32 off for cuDNN convolutions and CUDA matrix products inside, restored after (PyTorch
+    turns it on for convolutions by default). No effect on the CPU."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,33 @@ def model_info(name: str) -> ModelInfo:
     return _entry(name).info
 
 
+def residual_branch_ends(model: nn.Module) -> list[nn.BatchNorm2d]:
+    """The batch norm that closes each residual branch, just before the add: bn3 of torchvision's
+    Bottleneck, bn2 of its BasicBlock and of the CIFAR ResNets' BasicBlock."""
+    from torchvision.models.resnet import BasicBlock as TorchvisionBasic
+    from torchvision.models.resnet import Bottleneck
+
+    ends = []
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            ends.append(m.bn3)
+        elif isinstance(m, BasicBlock | TorchvisionBasic):
+            ends.append(m.bn2)
+    return ends
+
+
+def zero_init_residual(model: nn.Module, name: str) -> None:
+    """Start every residual branch at zero (its last batch norm's scale 0), so each block begins as
+    the identity (Goyal et al. 2017): deep ResNets then train stably at large learning rates."""
+    ends = residual_branch_ends(model)
+    if not ends:
+        raise PrunelabError(f"model '{name}' has no residual branches to zero-initialise; "
+                            f"drop zero_init_residual from the recipe")
+    with torch.no_grad():
+        for bn in ends:
+            bn.weight.zero_()
+
+
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """Build a freshly initialised model by registry name.
 

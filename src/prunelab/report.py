@@ -272,19 +272,19 @@ def _write_savings_plot(png: Path, svg: Path, data: _Run) -> None:
         panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {setup})", 1e3))
     fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
-    for ax, (field, label, scale) in zip(axes, panels, strict=True):
+    for ax, (name, label, scale) in zip(axes, panels, strict=True):
         ax.axhline(data.dense.top1, color="0.25", ls="--", lw=1)
         for method in data.curves:
-            x, y = _savings_series(data, method, field)
+            x, y = _savings_series(data, method, name)
             if len(x):
                 ax.plot(x * scale, y, "-o", ms=3.5, lw=1.4, color=data.color(method), label=method)
-            if field == "macs":
+            if name == "macs":
                 xe, ye = _savings_series(data, method, "effective_macs")
                 if len(xe) and not np.allclose(xe, x):
                     ax.plot(xe * scale, ye, "--", lw=1.1, color=data.color(method), alpha=0.8)
         ax.set_xlabel(label, fontsize=9)
         ax.grid(alpha=0.3, lw=0.5)
-        if field != "sparsity":
+        if name != "sparsity":
             ax.invert_xaxis()  # savings grow to the right, as sparsity does
     axes[0].set_ylabel("top-1 accuracy (%)")
     axes[0].set_ylim(*_limits(data))

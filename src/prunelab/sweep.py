@@ -6,19 +6,21 @@ import copy
 import functools
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import distributed
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, weights_digest
 from .data import load_dataset, normalize, with_training_set
 from .errors import PrunelabError
 from .export import ModelRef, load_sparse, load_structured, save_sparse, save_structured
@@ -38,7 +40,6 @@ from .models import ModelInfo, model_info
 from .pruning.masks import Masks, apply_masks, check_sparsity, prunable_weights
 from .pruning.methods import CHANNELS, NM, Method, compute_masks, get_method, method_weights
 from .pruning.schedules import geometric
-from .pruning.structured import Structured, prune_channels
 from .recovery import (
     RECOVERIES,
     Recovery,
@@ -50,6 +51,9 @@ from .recovery import (
     train_config,
 )
 from .results import DENSE, RETIMED, Point, Store, level_key
+
+if TYPE_CHECKING:  # Torch-Pruning is imported only where channels are removed
+    from .pruning.structured import Structured
 
 
 def parse_levels(text: str) -> tuple[float, ...]:
@@ -106,6 +110,7 @@ class SweepConfig:
     latency: bool = False  # also measure latency at batch 1 and 64 (slow: off by default)
     threads: int = 1  # CPU threads for the latency measurement
     runtime: str = "torch"  # what runs the latency forwards: torch (eager) or onnxruntime (exported ONNX)
+    file_size: bool = True  # write each one-shot point's file to measure its size (seconds on big models)
     batch_size: int = 500
     device: str = "auto"
 
@@ -139,14 +144,6 @@ def load_profile(path: str | Path) -> dict:
         raise PrunelabError(f"cannot read the sensitivity profile {path} ({type(exc).__name__}); "
                             f"run 'prunelab sensitivity ... --out RUN' and pass --sensitivity RUN") from None
     return profile
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -186,6 +183,8 @@ def prune_model(model: nn.Module, info: ModelInfo, method: str, level: float, se
         return Pruned(copy.deepcopy(model), None, None)
     m = get_method(method)
     if m.kind == CHANNELS:
+        from .pruning.structured import prune_channels
+
         result = prune_channels(model, info, example_input, level, m.allocation, layer_cap, round_to)
         return Pruned(result.model, None, result)
     pruned = copy.deepcopy(model)
@@ -206,6 +205,7 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     store = Store.open(run)
     try:
         config = store.meta("config") or {}
+        config["weights_sha256"] = (store.meta("fingerprint") or {}).get("weights_sha256")
         keys = store.keys()
     finally:
         store.close()
@@ -219,7 +219,7 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
                             f"swept levels: {', '.join(f'{v:g}' for v in swept)}")
     if method != DENSE and parse_method(method)[1].name != "none":
         return _retrained_point(run, method, level, seed, config)
-    model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
+    model, meta = load_checkpoint(run_checkpoint(run, config), config.get("resolved_model"))
     info = model_info(meta.model)
     if "input_shape" in config:
         shape = tuple(config["input_shape"])
@@ -231,6 +231,25 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
                          load_profile(config["sensitivity"]) if config.get("sensitivity") else None)
     ref = ModelRef.of(meta)
     return pruned, info, ref, shape
+
+
+def run_checkpoint(run: str | Path, config: dict) -> Path:
+    """The checkpoint a run folder was swept from: where the sweep was told, or else the same path
+    relative to the run folder (a run folder moved or unpacked together with its checkpoint).
+    It must still hold the weights the sweep hashed: another file there is refused."""
+    places = [Path(config["checkpoint"])]
+    if config.get("checkpoint_from_run"):
+        places.append(Path(run) / config["checkpoint_from_run"])
+    found = next((p for p in places if p.exists()), None)
+    if found is None:
+        raise PrunelabError(f"run {run} was swept from checkpoint {places[0]}, which is gone"
+                            + (f" (nor at {places[1]})" if len(places) > 1 else "")
+                            + "; put the checkpoint back there to rebuild its points")
+    want = config.get("weights_sha256")
+    if want and weights_digest(found) != want:
+        raise PrunelabError(f"checkpoint {found} holds other weights than run {run} was swept from "
+                            f"(sha256 differs); put the original checkpoint back")
+    return found
 
 
 def point_file(run: str | Path, spec: str, level: float, seed: int, file_format: str) -> Path:
@@ -267,7 +286,7 @@ def _retrained_point(run: str | Path, spec: str, level: float, seed: int, config
             return Pruned(model, None, None), model_info(ref.name), ref, tuple(config["input_shape"])
     chain = chain_dir(run, spec, seed) / f"{level_key(level):07d}.safetensors"
     if chain.exists():  # an iterative chain's state at this level is the point's model
-        model, meta = load_checkpoint(config["checkpoint"], config.get("resolved_model"))
+        model, meta = load_checkpoint(run_checkpoint(run, config), config.get("resolved_model"))
         state, masks = read_chain_state(chain)
         model.load_state_dict(state)
         ref = ModelRef.of(meta)
@@ -384,12 +403,10 @@ class Sweep:
         self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.dense_weights = {k: self.dense_state[k] for k in self.prunable}
 
-        ckpt = Path(cfg.checkpoint)
-        weights_file = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
         data_hash = hashlib.sha256(test.x.numpy().tobytes() + test.y.numpy().tobytes()).hexdigest()
         self.fingerprint = {
             "model": self.meta.model,
-            "weights_sha256": _sha256_file(weights_file),
+            "weights_sha256": weights_digest(cfg.checkpoint),
             "data": data.name,
             "test_images": len(test),
             "test_sha256": data_hash,
@@ -408,6 +425,7 @@ class Sweep:
         self.ref = ModelRef.of(self.meta)
         self.input_shape = tuple(self.x.shape[1:])
         config = {**asdict(cfg), "resolved_model": self.meta.model, "classes": list(data.classes),
+                  "checkpoint_from_run": os.path.relpath(Path(cfg.checkpoint).resolve(), Path(out).resolve()),
                   "prunable": self.prunable, "device": str(self.device),
                   "input_shape": list(self.input_shape)}
         # Under torchrun the first process creates the store; the others then open it.
@@ -474,6 +492,8 @@ class Sweep:
         *original* prunable weights are gone; the kept point files are the chain's states.
         The result's levels and per-layer counts are against the original network; its channel
         counts against the network this step started from."""
+        from .pruning.structured import prune_channels
+
         cfg, method = self.cfg, parse_method(spec)[0]
         start = self.model
         self.model.load_state_dict(self.dense_state)
@@ -519,7 +539,10 @@ class Sweep:
                                  self.x[:1], cfg.prune_classifier, cfg.layer_cap, cfg.round_to, self.profile)
             if recovery.name != "none":  # channels removed: the smaller network recovers, no masks
                 self._recover(pruned.model, recovery, spec, level, seed)
-        return self.measure(pruned, spec, level, seed, start, keep=recovery.name != "none")
+        # A recovered point's weights exist nowhere else, so its file is kept; a mask chain's are
+        # in its chain state already.
+        keep = recovery.name != "none" and not (recovery.chained and method.kind != CHANNELS)
+        return self.measure(pruned, spec, level, seed, start, keep=keep)
 
     def measure(self, pruned: Pruned, spec: str, level: float, seed: int, start: float,
                 keep: bool = False) -> Point:
@@ -533,13 +556,7 @@ class Sweep:
         ev = evaluate(model, self.x, self.y, cfg.batch_size)
         counted = macs(model, self.input_shape)
         file_format = "structured" if pruned.structured is not None else "sparse"
-        with tempfile.TemporaryDirectory() as tmp:
-            path = point_file(self.store.folder if keep else tmp, spec, level, seed, file_format)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if file_format == "structured":
-                file_bytes = save_structured(path, model, self.info, self.ref)
-            else:
-                file_bytes = save_sparse(path, model, self.ref)
+        file_bytes = self._file_bytes(model, spec, level, seed, file_format, keep)
         timing = {}
         if cfg.latency:
             for batch, warmup, repeats in LATENCY_RUNS:
@@ -565,9 +582,25 @@ class Sweep:
             correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
             dense_bytes=dense_bytes(model), sparse_bytes=sparse,
             seconds=time.perf_counter() - start, layers=layers, hits=ev.hits,
-            macs=counted.total, effective_macs=effective, file_bytes=file_bytes, file_format=file_format,
+            macs=counted.total, effective_macs=effective, file_bytes=file_bytes,
+            file_format=file_format if file_bytes is not None else None,
             **timing,
         )
+
+    def _file_bytes(self, model: nn.Module, spec: str, level: float, seed: int, file_format: str,
+                    keep: bool) -> int | None:
+        """Bytes of the point's exported file: kept in the run folder (`point_file`) when `keep`,
+        else written to a temporary folder only to be measured, or not measured at all when the
+        sweep says so (`file_size`: compressing a large model's file costs more than its
+        evaluation on a GPU); `prunelab export` writes and measures it later."""
+        if not keep and not self.cfg.file_size:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = point_file(self.store.folder if keep else tmp, spec, level, seed, file_format)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if file_format == "structured":
+                return save_structured(path, model, self.info, self.ref)
+            return save_sparse(path, model, self.ref)
 
     @functools.cached_property
     def teacher(self) -> nn.Module | None:
@@ -622,14 +655,20 @@ class Sweep:
                     on_epoch=self._epoch_hook(spec, level, seed), teacher=self.teacher,
                     state_dir=partial_dir(self.store.folder, spec, level, seed))
 
-    def run(self, on_point: Callable[[Point], None] | None = None) -> list[Point]:
-        """Compute every missing point, storing each as it finishes; returns all stored points."""
-        for method, level, seed in self.todo:
+    def run(self, on_point: Callable[[Point], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> list[Point]:
+        """Compute every missing point, storing each as it finishes; returns all stored points.
+
+        `should_stop` is asked before each point: True ends the loop there (what is left stays
+        missing, and the same sweep run again computes it)."""
+        for method, level, seed in list(self.todo):
+            if should_stop is not None and should_stop():
+                break
             point = self.point(method, level, seed)
             self.store.add(point)
+            self.todo.remove((method, level, seed))
             shutil.rmtree(partial_dir(self.store.folder, method, level, seed), ignore_errors=True)
             if on_point is not None:
                 on_point(point)
-        self.todo = []
         distributed.barrier()  # under torchrun: every process's points are stored
         return self.store.points()

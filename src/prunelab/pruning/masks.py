@@ -77,7 +77,8 @@ def global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int])
         counts = dict.fromkeys(free, 0)
         if budget > 0 and free:
             flat = torch.cat([scores[n].reshape(-1) for n in free])
-            owner = torch.cat([torch.full((scores[n].numel(),), i) for i, n in enumerate(free)])
+            owner = torch.cat([torch.full((scores[n].numel(),), i, device=flat.device)
+                               for i, n in enumerate(free)])
             picked = owner[torch.topk(flat, k=budget, largest=False).indices]
             per_layer = torch.bincount(picked, minlength=len(free)).tolist()
             counts = dict(zip(free, per_layer, strict=True))
@@ -206,11 +207,12 @@ def nm_mask(scores: torch.Tensor, n: int = 2, m: int = 4, name: str = "weight") 
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
-    """Zero the masked weights in place: the one place a mask is written into a model."""
+    """Zero the masked weights in place: the one place a mask is written into a model. A mask
+    already on its weight's device costs no copy (a training loop applies them every step)."""
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, mask in masks.items():
-            params[name].mul_(mask.to(params[name].device, params[name].dtype))
+            params[name].mul_(mask.to(params[name].device))  # float x bool: no cast copy
 
 
 def grow(prior: Masks | None, new: Masks) -> Masks:

@@ -8,55 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
 from ..errors import PrunelabError
-from ..models import ModelInfo, PadShortcut, create_model
+from ..models import ModelInfo
 from .masks import check_sparsity, global_counts, prunable_weights
+from .spec import ChannelMapShortcut, architecture_spec, build_from_spec, make_prunable  # noqa: F401
 
 TOLERANCE = 0.005  # the search stops within half a percentage point of the requested level, when it can
 ALLOCATIONS = ("layerwise", "global")
-SPEC_FORMAT = "prunelab-structured/1"
 
 
-# ---------------------------------------------------------------- the option-A shortcut, made prunable
-
-
-class ChannelMapShortcut(nn.Module):
-    """Option-A shortcut that survives channel pruning: subsample by `stride`, then output channel j
-    is input channel `index[j]`, or zero where `index[j] == in_channels`.
-
-    Built from a `PadShortcut` it computes exactly the same thing (the zero padding is index
-    `in_channels`). Unlike it, its input and output channels can be removed independently: removing
-    an input channel turns the outputs it fed into zeros (which is what removing a channel means
-    everywhere else), removing an output channel drops it. So the shortcut couples nothing across
-    stages, as the arithmetic demands; the identity shortcuts and the adds inside a stage are
-    coupled by Torch-Pruning's graph as usual.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
-        super().__init__()
-        self.in_channels = in_channels
-        self.stride = stride
-        self.register_buffer("index", torch.full((out_channels,), in_channels, dtype=torch.long))
-
-    @classmethod
-    def from_pad(cls, pad: PadShortcut, in_channels: int) -> ChannelMapShortcut:
-        """The shortcut equal to `pad` for inputs of `in_channels` channels."""
-        half = pad.extra // 2
-        out = cls(in_channels, in_channels + pad.extra)
-        out.index[half:half + in_channels] = torch.arange(in_channels)
-        return out
-
-    @property
-    def out_channels(self) -> int:
-        return len(self.index)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, 1)).index_select(1, self.index)  # channel in_channels is zero
+# ---------------------------------------------------------------- Torch-Pruning's handler for the shortcut
 
 
 class _ChannelMapPruner(tp.pruner.BasePruningFunc):
@@ -70,8 +34,9 @@ class _ChannelMapPruner(tp.pruner.BasePruningFunc):
     def prune_in_channels(self, layer: ChannelMapShortcut, idxs) -> ChannelMapShortcut:
         drop = {int(i) for i in idxs}
         kept = [c for c in range(layer.in_channels) if c not in drop]
-        renumber = torch.full((layer.in_channels + 1,), len(kept), dtype=torch.long)
-        renumber[kept] = torch.arange(len(kept))
+        device = layer.index.device
+        renumber = torch.full((layer.in_channels + 1,), len(kept), dtype=torch.long, device=device)
+        renumber[kept] = torch.arange(len(kept), device=device)
         layer.index = renumber[layer.index]
         layer.in_channels = len(kept)
         return layer
@@ -81,35 +46,6 @@ class _ChannelMapPruner(tp.pruner.BasePruningFunc):
 
     def get_in_channels(self, layer: ChannelMapShortcut) -> int:
         return layer.in_channels
-
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
-def make_prunable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
-    """Replace every `PadShortcut` of `model` (in place) by the equal `ChannelMapShortcut`."""
-    pads = {name: m for name, m in model.named_modules() if isinstance(m, PadShortcut)}
-    if not pads:
-        return model
-    channels: dict[str, int] = {}
-
-    def record(name):
-        def hook(module, args):
-            channels[name] = args[0].shape[1]
-        return hook
-
-    hooks = [m.register_forward_pre_hook(record(name)) for name, m in pads.items()]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
-    for name, pad in pads.items():
-        _set_module(model, name, ChannelMapShortcut.from_pad(pad, channels[name]))
-    return model
 
 
 # ---------------------------------------------------------------- importance (Li et al. 2017)
@@ -370,60 +306,3 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     layers = {k: (n - after[k], n) for k, n in base.items()}
     achieved = 1.0 - sum(after.values()) / sum(base.values())
     return Structured(net.eval(), sparsity, achieved, ratio, layers, channels)
-
-
-# ---------------------------------------------------------------- spec: rebuild a pruned model without pickle
-
-
-def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
-    """The shapes that make a channel-pruned model: registry name plus every conv, batch norm,
-    linear and option-A shortcut with its channel counts (JSON-serialisable, no code)."""
-    modules = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
-            modules[name] = {"type": "Conv2d", "in": m.in_channels, "out": m.out_channels,
-                             "kernel": list(m.kernel_size), "stride": list(m.stride),
-                             "padding": list(m.padding), "dilation": list(m.dilation),
-                             "groups": m.groups, "bias": m.bias is not None}
-        elif isinstance(m, nn.BatchNorm2d):
-            modules[name] = {"type": "BatchNorm2d", "num_features": m.num_features, "eps": m.eps,
-                             "momentum": m.momentum, "affine": m.affine}
-        elif isinstance(m, nn.Linear):
-            modules[name] = {"type": "Linear", "in": m.in_features, "out": m.out_features,
-                             "bias": m.bias is not None}
-        elif isinstance(m, ChannelMapShortcut):
-            modules[name] = {"type": "ChannelMapShortcut", "in": m.in_channels, "out": m.out_channels,
-                             "stride": m.stride}
-    classifier = model.get_submodule(info.classifier)
-    stem = model.get_submodule(info.stem)
-    return {"format": SPEC_FORMAT, "model": info.name, "num_classes": classifier.out_features,
-            "in_channels": stem.in_channels, "modules": modules}
-
-
-def _module_from(entry: dict) -> nn.Module:
-    kind = entry["type"]
-    if kind == "Conv2d":
-        return nn.Conv2d(entry["in"], entry["out"], tuple(entry["kernel"]), tuple(entry["stride"]),
-                         tuple(entry["padding"]), tuple(entry["dilation"]), entry["groups"], entry["bias"])
-    if kind == "BatchNorm2d":
-        return nn.BatchNorm2d(entry["num_features"], entry["eps"], entry["momentum"], entry["affine"])
-    if kind == "Linear":
-        return nn.Linear(entry["in"], entry["out"], entry["bias"])
-    if kind == "ChannelMapShortcut":
-        return ChannelMapShortcut(entry["in"], entry["out"], entry["stride"])
-    raise PrunelabError(f"architecture spec: unknown module type '{kind}'")
-
-
-def build_from_spec(spec: dict) -> nn.Module:
-    """An untrained model of the shapes in `spec` (from `architecture_spec`); load its weights next."""
-    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
-        found = spec.get("format") if isinstance(spec, dict) else None
-        raise PrunelabError(f"not a prunelab structured spec (format {found!r}, expected {SPEC_FORMAT})")
-    model = create_model(spec["model"], spec["num_classes"], spec["in_channels"])
-    known = dict(model.named_modules())
-    for name, entry in spec["modules"].items():
-        if name not in known:
-            raise PrunelabError(f"architecture spec names module '{name}', which a "
-                                f"'{spec['model']}' does not have")
-        _set_module(model, name, _module_from(entry))
-    return model.eval()
