@@ -125,3 +125,15 @@ def test_split_needs_dense(tmp_path):
         split([])
     store = Store.create(tmp_path, {"a": 1}, {})
     assert store.points() == []
+
+
+def test_a_sweep_told_to_stop_stores_what_it_did_and_the_same_sweep_finishes(digits_checkpoint, tmp_path):
+    cfg = config(digits_checkpoint, methods=("global",), seeds=(0,))
+    sweep = Sweep(cfg, tmp_path / "run")
+    asked = []
+    points = sweep.run(should_stop=lambda: asked.append(1) or len(asked) > 2)  # a time box runs out
+    assert len(points) == 2 and len(sweep.todo) == len(LEVELS) - 1
+    sweep.store.close()
+    again = Sweep(cfg, tmp_path / "run")
+    assert len(again.todo) == len(LEVELS) - 1
+    assert rows(again.run()) == rows(Sweep(cfg, tmp_path / "whole").run())

@@ -81,20 +81,26 @@ def _write_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dic
 
 
 def _write_shards(folder: Path, state: dict[str, torch.Tensor], model: str, max_bytes: int) -> Path:
-    """Tensors in state order, a new shard whenever the next one would pass `max_bytes`
-    (header included); the index is written last, so its presence means every shard is whole."""
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
-    for name, t in state.items():
-        need = t.numel() * t.element_size() + SHARD_HEADER_ALLOWANCE
-        if need > max_bytes:
-            raise PrunelabError(f"tensor {name} takes {need:,} bytes, more than the shard size "
+    """Tensors packed first-fit by decreasing size into as few shards of at most `max_bytes`
+    (headers included) as that finds, each shard in state order; the index is written last, so
+    its presence means every shard is whole."""
+    order = {name: i for i, name in enumerate(state)}
+    need = {name: t.numel() * t.element_size() + SHARD_HEADER_ALLOWANCE for name, t in state.items()}
+    bins: list[list[str]] = []
+    room: list[int] = []
+    for name in sorted(state, key=lambda k: (-need[k], order[k])):
+        if need[name] > max_bytes:
+            raise PrunelabError(f"tensor {name} takes {need[name]:,} bytes, more than the shard size "
                                 f"{max_bytes:,}; pass a larger shard size")
-        if size + need > max_bytes and shards[-1]:
-            shards.append({})
-            size = 0
-        shards[-1][name] = t
-        size += need
+        fit = next((i for i, free in enumerate(room) if free >= need[name]), None)
+        if fit is None:
+            bins.append([])
+            room.append(max_bytes)
+            fit = len(bins) - 1
+        bins[fit].append(name)
+        room[fit] -= need[name]
+    groups = sorted((sorted(b, key=order.get) for b in bins), key=lambda b: order[b[0]])
+    shards = [{name: state[name] for name in group} for group in groups]
     n = len(shards)
     weight_map, digests = {}, {}
     for i, shard in enumerate(shards, 1):

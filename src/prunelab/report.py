@@ -288,7 +288,7 @@ def _write_savings_plot(png: Path, svg: Path, data: _Run) -> None:
             ax.invert_xaxis()  # savings grow to the right, as sparsity does
     axes[0].set_ylabel("top-1 accuracy (%)")
     axes[0].set_ylim(*_limits(data))
-    axes[-1].legend(loc="lower left", fontsize=8, frameon=False)
+    axes[0].legend(loc="lower left", fontsize=8, frameon=False)  # every method has a sparsity curve
     fig.suptitle(f"{data.model}: accuracy against what is saved ({data.n_images:,} test images; dashed "
                  f"line: dense {data.dense.top1:.1f}%)", fontsize=11)
     fig.savefig(png, dpi=110)
