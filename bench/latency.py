@@ -1,11 +1,11 @@
-"""CPU latency of several models measured side by side (`prunelab.metrics.latencies`): round-robin
+"""CPU latency of several models measured side by side (`prunelab.measure.latencies`): round-robin
 timing, so load from other processes hits every model alike; median per model, after warm-up.
 
 Models: 'dense:<registry name>' (random init), 'ckpt:<path>:<name>' (a checkpoint),
 'structured:<file>' (prunelab export --format structured), 'sparse:<file>' (prunelab sparse
 file, run densely as PyTorch does).
 
-Runtimes (`--runtimes`), those of `prunelab.metrics.forward_runner`: 'torch' (eager PyTorch,
+Runtimes (`--runtimes`), those of `prunelab.measure.forward_runner`: 'torch' (eager PyTorch,
 `torch.inference_mode`) and 'onnxruntime' (the ONNX that `prunelab export --format onnx` writes,
 run by onnxruntime's CPU provider with all graph optimisations: batch norm folded into the
 convolutions, conv+ReLU fused). Both use `--threads` intra-op threads. Each model's speed-up is
@@ -19,9 +19,10 @@ import json
 
 import torch
 
-from prunelab.checkpoint import load_checkpoint
-from prunelab.export import load_sparse, load_structured
-from prunelab.metrics import LATENCY_RUNTIMES, latencies
+from prunelab.io.checkpoint import load_checkpoint
+from prunelab.io.formats.sparse import load_sparse
+from prunelab.io.formats.structured import load_structured
+from prunelab.measure import RUNTIMES, latencies
 from prunelab.models import create_model
 
 
@@ -51,8 +52,8 @@ def main() -> None:
     p.add_argument("--out")
     args = p.parse_args()
     runtimes = args.runtimes.split(",")
-    if unknown := set(runtimes) - set(LATENCY_RUNTIMES):
-        raise SystemExit(f"unknown runtime(s) {sorted(unknown)}: choose from {', '.join(LATENCY_RUNTIMES)}")
+    if unknown := set(runtimes) - set(RUNTIMES.names()):
+        raise SystemExit(f"unknown runtime(s) {sorted(unknown)}: choose from {', '.join(RUNTIMES.names())}")
     models = {}
     for item in args.models:
         label, _, spec = item.partition("=")

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from prunelab.checkpoint import CheckpointMeta, save_checkpoint
-from prunelab.export import ModelRef, load_sparse, save_sparse, save_structured, size_floor
-from prunelab.models import CIFAR10_MEAN, CIFAR10_STD, create_model, model_info
+from prunelab.io.checkpoint import save_checkpoint
+from prunelab.io.formats.sparse import load_sparse, save_sparse, size_floor
+from prunelab.io.formats.structured import save_structured
+from prunelab.models import CIFAR10_MEAN, CIFAR10_STD, ModelCard, create_model, model_info
+from prunelab.pruning import PRUNERS, PruneContext
 from prunelab.pruning.masks import apply_masks, prunable_weights
-from prunelab.pruning.methods import compute_masks, get_method
 from prunelab.pruning.structured import prune_channels
 
 
@@ -40,8 +41,7 @@ def main() -> None:
     torch.manual_seed(0)
     dense = create_model("resnet50", 10, 3).eval()
     info = model_info("resnet50")
-    ref = ModelRef("resnet50", 10, 3, CIFAR10_MEAN, CIFAR10_STD)
-    meta = CheckpointMeta("resnet50", 10, 3, CIFAR10_MEAN, CIFAR10_STD)
+    ref = meta = ModelCard("resnet50", 10, 3, CIFAR10_MEAN, CIFAR10_STD)
     save_checkpoint(out / "dense", dense, meta)
     dense_file = out / "dense" / "model.safetensors"
     results = {"dense": {"file_bytes": dense_file.stat().st_size, "gzip_bytes": gzip_size(dense_file),
@@ -52,7 +52,8 @@ def main() -> None:
     for level in (float(v) for v in args.levels.split(",")):
         model = create_model("resnet50", 10, 3).eval()
         model.load_state_dict(dense.state_dict())
-        masks = compute_masks(get_method("global"), {k: w.detach() for k, w in weights.items()}, level)
+        detached = {k: w.detach() for k, w in weights.items()}
+        masks = PRUNERS.get("global").masks(detached, level, PruneContext())
         apply_masks(model, masks)
         save_checkpoint(out / f"masked-{level:g}", model, meta)
         masked_file = out / f"masked-{level:g}" / "model.safetensors"
@@ -79,7 +80,7 @@ def main() -> None:
         if args.structured:
             r = prune_channels(dense, info, torch.zeros(1, 3, 32, 32), level, "global")
             file = out / f"structured-{level:g}.safetensors"
-            row["structured_bytes"] = save_structured(file, r.model, info, ref)
+            row["structured_bytes"] = save_structured(file, r.model, ref)
             row["structured_achieved"] = r.achieved
             row["structured_params"] = sum(p.numel() for p in r.model.parameters())
         results[f"{level:g}"] = row

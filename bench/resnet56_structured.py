@@ -1,7 +1,8 @@
 """ResNet-56 (pretrained), structured pruning + short fine-tuning: accuracy, counted MACs and files per level.
 
 Writes OUT/results.json and OUT/<method>-<level>.safetensors (structured export, rebuildable with
-prunelab.export.load_structured); latency is measured separately by bench/latency.py on a quiet CPU.
+prunelab.io.formats.structured.load_structured); latency is measured separately by bench/latency.py
+on a quiet CPU.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from prunelab.checkpoint import load_checkpoint
 from prunelab.data import load_dataset, normalize
-from prunelab.export import ModelRef, save_structured
-from prunelab.metrics import evaluate, macs
+from prunelab.io.checkpoint import load_checkpoint
+from prunelab.io.formats.structured import save_structured
+from prunelab.measure import evaluate, macs
 from prunelab.models import model_info
-from prunelab.pruning.methods import get_method
+from prunelab.pruning import PRUNERS
 from prunelab.pruning.structured import prune_channels
-from prunelab.train import TrainConfig, fit
+from prunelab.training import TrainConfig, fit
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     model, meta = load_checkpoint(args.checkpoint, "resnet56")
     info = model_info("resnet56")
-    ref = ModelRef(meta.model, meta.num_classes, meta.in_channels, meta.mean, meta.std, meta.classes)
+    ref = meta
     data = load_dataset(args.data)
     x_test = normalize(data.test.x, meta.mean, meta.std)
     y_test = data.test.y
@@ -53,7 +54,7 @@ def main() -> None:
     results["dense"] = {"top1": dense.top1, "correct": dense.correct, "n": dense.n, "macs": dense_macs,
                         "params": sum(p.numel() for p in model.parameters())}
     print(f"dense: top-1 {dense.top1:.2f}% ({dense.correct}/{dense.n}), {dense_macs:,} MACs", flush=True)
-    method = get_method(args.method)
+    method = PRUNERS.get(args.method)
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=128, seed=0)
     for level in (float(v) for v in args.levels.split(",")):
         key = f"{args.method}-{level:g}"
@@ -70,7 +71,7 @@ def main() -> None:
         history = fit(r.model, data, meta.mean, meta.std, cfg, torch.device("cpu"), on_epoch=report)
         after = evaluate(r.model, x_test, y_test)
         counted = macs(r.model, (3, 32, 32)).total
-        size = save_structured(out / f"{key}.safetensors", r.model.eval(), info, ref)
+        size = save_structured(out / f"{key}.safetensors", r.model.eval(), ref)
         results[key] = {"method": args.method, "requested": level, "achieved": r.achieved,
                         "channel_ratio": r.channel_ratio, "top1_pruned": before.top1, "top1": after.top1,
                         "correct": after.correct, "n": after.n, "macs": counted,

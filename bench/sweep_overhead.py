@@ -22,10 +22,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from prunelab.checkpoint import load_checkpoint
 from prunelab.data import load_dataset, normalize
-from prunelab.metrics import evaluate
-from prunelab.sweep import Sweep, SweepConfig, parse_levels
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.spec import parse_levels
+from prunelab.experiment.sweep import Sweep
+from prunelab.io.checkpoint import load_checkpoint
+from prunelab.measure import evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}

@@ -36,7 +36,7 @@ from torchvision.transforms import v2
 
 from prunelab.data import ImageSet, load_dataset
 from prunelab.models import create_model, model_info
-from prunelab.train import TrainConfig, fit
+from prunelab.training import TrainConfig, fit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -81,7 +81,7 @@ def baseline(model: nn.Module, x: np.ndarray, y: np.ndarray, mean, std, cfg: Tra
 
 
 def prunelab_fit(model: nn.Module, data, mean, std, cfg: TrainConfig, device: torch.device) -> list[float]:
-    """prunelab.train.fit without test evaluation; returns perf_counter() after each step (seconds)."""
+    """prunelab.training.fit without test evaluation; returns perf_counter() after each step (seconds)."""
     stamps: list[float] = []
     fit(model, data, mean, std, cfg, device, evaluate_every=0,
         on_step=lambda epoch, i, loss: stamps.append(time.perf_counter()))

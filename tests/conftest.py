@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunelab.checkpoint import CheckpointMeta, save_checkpoint
 from prunelab.data import load_dataset
-from prunelab.models import create_model
-from prunelab.train import TrainConfig, fit
+from prunelab.io.checkpoint import save_checkpoint
+from prunelab.models import ModelCard, create_model
+from prunelab.training import TrainConfig, fit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -26,7 +26,7 @@ def digits_checkpoint(tmp_path_factory, digits):
     model = create_model("smallcnn", 10, 1)
     cfg = TrainConfig(epochs=3, lr=0.05, batch_size=64)
     history = fit(model, digits, (0.5,), (0.5,), cfg, torch.device("cpu"))
-    meta = CheckpointMeta("smallcnn", 10, 1, (0.5,), (0.5,), classes=digits.classes, data="digits",
+    meta = ModelCard("smallcnn", 10, 1, (0.5,), (0.5,), classes=digits.classes, data="digits",
                           epochs=3, top1=history.test_top1)
     save_checkpoint(folder, model.cpu(), meta)
     return folder

@@ -5,8 +5,8 @@ import pytest
 import torch
 from cli_helpers import assert_user_error, run
 
+from prunelab.experiment.store import Store
 from prunelab.models import create_model
-from prunelab.results import Store
 
 
 @pytest.fixture
@@ -115,8 +115,8 @@ def test_sweep_writes_report_and_tensorboard(monkeypatch, capsys, tmp_path, digi
 
 
 def test_answer_line_gives_the_counted_share_where_it_reads_differently():
-    from prunelab.analysis import Answer
     from prunelab.cli import answer_line
+    from prunelab.experiment.analysis import Answer
 
     def line(target, counted):
         return answer_line(Answer("m", target, counted, 92.2, 92.7, 1.0, 0.0, target, 2000))

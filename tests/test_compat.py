@@ -9,9 +9,10 @@ import pytest
 from cli_helpers import run
 
 from prunelab.data import load_dataset, normalize
-from prunelab.export import load_sparse, load_structured
-from prunelab.metrics import evaluate
-from prunelab.results import Store
+from prunelab.experiment.store import Store
+from prunelab.io.formats.sparse import load_sparse
+from prunelab.io.formats.structured import load_structured
+from prunelab.measure import evaluate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-v0.tar.xz"
 METHODS = "layerwise,nm-2:4,global+iter,channels-layerwise+ft"

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from prunelab import data
-from prunelab.data import CIFAR10_CLASSES, ImageSet, dataset_names, load_dataset, normalize
+from prunelab.data import CIFAR10_CLASSES, ImageSet, dataset_names, load_dataset, normalize, npz
 from prunelab.errors import PrunelabError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
@@ -218,7 +218,7 @@ def test_second_jpeg_load_uses_cache_and_mtime_invalidates(tmp_path, monkeypatch
         raise AssertionError("decoded again instead of using the cache")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_decode_jpegs", no_decode)
+        m.setattr(npz, "decode_jpegs", no_decode)
         second = load_dataset(str(path), cache_dir=cache)
     assert torch.equal(first.train.x, second.train.x) and torch.equal(first.test.y, second.test.y)
 
@@ -265,7 +265,7 @@ def test_interrupted_cache_write_leaves_no_cache(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # finally blocks run; a SIGKILL would not
 
     with monkeypatch.context() as m:
-        m.setattr(data.np, "savez", interrupted_savez)
+        m.setattr(npz.np, "savez", interrupted_savez)
         with pytest.raises(KeyboardInterrupt):
             load_dataset(str(path), cache_dir=cache)
     # only a temporary name existed while writing, so a hard kill cannot leave a bad cache
@@ -498,7 +498,7 @@ def test_shared_full_jpeg_keys_and_first_images():
         assert set(data.JPEG_KEYS) <= set(z.files)
         assert len(z["train_offsets"]) == 50001 and len(z["test_offsets"]) == 10001
         assert z["y_test"][:8].tolist() == [3, 8, 8, 0, 6, 6, 1, 6]
-        first = data._decode_jpegs(z["test_jpeg"], z["test_offsets"][:9], "test")
+        first = npz.decode_jpegs(z["test_jpeg"], z["test_offsets"][:9], "test")
     with np.load(SUBSET) as s:
         exact = s["x_test"][:8]
     assert first.shape == (8, 32, 32, 3)

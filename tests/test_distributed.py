@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from prunelab.checkpoint import load_checkpoint
-from prunelab.results import Store
-from prunelab.sweep import Sweep, SweepConfig
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.store import Store
+from prunelab.experiment.sweep import Sweep
+from prunelab.io.checkpoint import load_checkpoint
 
 
 def torchrun(*args, cwd):

@@ -7,36 +7,31 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
+from pruning_helpers import masks_of
 
-from prunelab.checkpoint import load_checkpoint, save_checkpoint
+from prunelab.data import load_dataset, normalize
 from prunelab.errors import PrunelabError
-from prunelab.export import (
-    FP16_TOLERANCE,
-    ModelRef,
-    entropy_bits,
-    export_model,
-    load_sparse,
-    load_structured,
-    save_sparse,
-    save_structured,
-    size_floor,
-)
-from prunelab.models import create_model, model_info
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.store import Store
+from prunelab.experiment.sweep import Sweep
+from prunelab.io.checkpoint import load_checkpoint, save_checkpoint
+from prunelab.io.formats import export_model, get_format
+from prunelab.io.formats.sparse import FP16_TOLERANCE, entropy_bits, load_sparse, save_sparse, size_floor
+from prunelab.io.formats.structured import load_structured, save_structured
+from prunelab.measure import evaluate
+from prunelab.models import MODELS, ModelCard, ModelInfo, create_model, model_info
 from prunelab.pruning.masks import apply_masks, prunable_weights
-from prunelab.pruning.methods import compute_masks, get_method
 from prunelab.pruning.structured import prune_channels
-from prunelab.results import Store
-from prunelab.sweep import Sweep, SweepConfig
 
 X = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-REF = ModelRef("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, tuple("abcdefghij"))
+REF = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, tuple("abcdefghij"))
 
 
 def masked_resnet20(sparsity: float):
     torch.manual_seed(0)
     model = create_model("resnet20").eval()
     w = prunable_weights(model, "linear")
-    apply_masks(model, compute_masks(get_method("global"), {k: v.detach() for k, v in w.items()}, sparsity))
+    apply_masks(model, masks_of("global", {k: v.detach() for k, v in w.items()}, sparsity))
     return model
 
 
@@ -89,7 +84,7 @@ def test_structured_safetensors_rebuilds_exactly(tmp_path):
     torch.manual_seed(0)
     info = model_info("resnet20")
     r = prune_channels(create_model("resnet20").eval(), info, X[:1], 0.5, "layerwise", round_to=8)
-    size = save_structured(tmp_path / "s.safetensors", r.model, info, REF)
+    size = save_structured(tmp_path / "s.safetensors", r.model, REF)
     back, ref = load_structured(tmp_path / "s.safetensors")
     assert ref == REF and size < 0.6 * 4 * 269_722
     with torch.no_grad():
@@ -100,7 +95,7 @@ def test_structured_safetensors_rebuilds_exactly(tmp_path):
 def test_onnx_agrees_with_pytorch(masked90, structured, tmp_path):
     info = model_info("resnet20")
     model = prune_channels(masked90, info, X[:1], 0.5).model if structured else masked90
-    done = export_model(model, info, REF, "onnx", tmp_path / "m.onnx", (3, 32, 32), channels=structured)
+    done = export_model(model, REF, get_format("onnx", structured), tmp_path / "m.onnx", (3, 32, 32))
     assert done.bytes > 0 and done.max_abs_diff < 1e-3  # random-init logits are O(10)
 
 
@@ -114,7 +109,7 @@ def savings_run(digits_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("savings")
     cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", device="cpu", levels=(0.5,),
                       methods=("global", "nm-2:4", "channels-layerwise"), latency=True, round_to=None,
-                      runtime="onnxruntime")
+                      runtime="onnxruntime", file_size=True)
     points = Sweep(cfg, out).run()
     return out, {p.method: p for p in points}
 
@@ -187,20 +182,41 @@ def test_cli_export_errors(savings_run, monkeypatch, capsys, tmp_path, digits_ch
     code, _, err = run(monkeypatch, capsys, "export", out, "--checkpoint", digits_checkpoint, "--method",
                        "global", "--level", 0.5, "--format", "sparse", "--out", tmp_path / "m")
     assert_user_error(code, err, "either")
-    code, _, err = run(monkeypatch, capsys, "export", "--checkpoint", digits_checkpoint, "--method",
-                       "global+ft", "--level", 0.5, "--format", "sparse", "--out", tmp_path / "m")
-    assert_user_error(code, err, "retrained in a sweep", "run folder")
+    code, _, err = run(monkeypatch, capsys, "export", out, "--method", "global", "--level", 0.5,
+                       "--layer-cap", 0.5, "--format", "sparse", "--out", tmp_path / "m")
+    assert_user_error(code, err, "--layer-cap is for --checkpoint")
+
+
+@pytest.mark.parametrize("method, options", [
+    ("global+ft", ("--epochs", 1)), ("lamp", ("--prune-classifier",)), ("global", ("--layer-cap", 0.6)),
+    ("channels-global+iter", ("--levels", "0.3,0.5", "--epochs", 1))])
+def test_export_from_a_checkpoint_takes_every_method_and_option_a_sweep_takes(
+        digits_checkpoint, monkeypatch, capsys, tmp_path, method, options):
+    """The file holds the network a sweep with the same options measures at that point."""
+    fmt = "structured" if method.startswith("channels") else "sparse"
+    code, stdout, err = run(monkeypatch, capsys, "export", "--checkpoint", digits_checkpoint, "--method",
+                            method, "--level", 0.5, "--format", fmt, "--out", tmp_path / "m", *options)
+    assert code == 0 and "bit-exact" in stdout, err
+    swept = ("sweep", digits_checkpoint, "--methods", method, "--out", tmp_path / "run", "--no-report",
+             *options)
+    if "--levels" not in options:
+        swept += ("--levels", 0.5)
+    code, _, err = run(monkeypatch, capsys, *swept)
+    assert code == 0, err
+    model = (load_structured if fmt == "structured" else load_sparse)(tmp_path / "m")[0]
+    test = load_dataset("digits").test
+    store = Store.open(tmp_path / "run")
+    point = next(p for p in store.points() if p.method == method and p.target_sparsity == 0.5)
+    store.close()
+    assert evaluate(model, normalize(test.x, (0.5,), (0.5,)), test.y).correct == point.correct
 
 
 def test_cli_export_untraceable_model_names_the_layer(monkeypatch, capsys, tmp_path):
     from test_structured import Opaque  # tests/ is on sys.path (pytest prepend mode)
 
-    from prunelab import models
-    from prunelab.checkpoint import CheckpointMeta, save_checkpoint
-
-    info = models.ModelInfo("opaque", "fc", "conv1", (0.5,) * 3, (0.5,) * 3, "test only")
-    monkeypatch.setitem(models._REGISTRY, "opaque", models._Entry(info, lambda n, c: Opaque()))
-    save_checkpoint(tmp_path / "ck", Opaque(), CheckpointMeta("opaque", 10, 3, (0.5,) * 3, (0.5,) * 3))
+    info = ModelInfo("opaque", "fc", "conv1", (0.5,) * 3, (0.5,) * 3, "test only", lambda n, c: Opaque())
+    monkeypatch.setitem(MODELS._members, "opaque", info)
+    save_checkpoint(tmp_path / "ck", Opaque(), ModelCard("opaque", 10, 3, (0.5,) * 3, (0.5,) * 3))
     code, _, err = run(monkeypatch, capsys, "export", "--checkpoint", tmp_path / "ck", "--method",
                        "channels-global", "--level", 0.5, "--format", "structured", "--out", tmp_path / "m")
     assert_user_error(code, err, "layer 'scale'", "cannot trace")
@@ -256,7 +272,7 @@ def test_retime_errors(savings_run, monkeypatch, capsys, tmp_path):
 def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, tmp_path):
     cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", device="cpu", latency=True,
                       runtime="tvm")
-    with pytest.raises(PrunelabError, match="unknown latency runtime 'tvm': choose from torch, onnxruntime"):
+    with pytest.raises(PrunelabError, match="unknown latency runtime .tvm.: choose from onnxruntime, torch"):
         Sweep(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -14,7 +14,7 @@ import pytest
 from cli_helpers import run
 from PIL import Image
 
-from prunelab.results import Store
+from prunelab.experiment.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU = ROOT / "bench" / "gpu"
@@ -87,7 +87,7 @@ def test_the_lossless_codec_gives_back_every_pixel():
 
 
 def test_the_pack_holds_exact_pixels_where_known_and_jpeg_elsewhere(sources, packed, tmp_path):
-    from prunelab.data import _decode_jpegs
+    from prunelab.data import decode_jpegs as _decode_jpegs
 
     mixed_path, exact_path, report = pack.unpack(packed, tmp_path)
     mixed, exact = np.load(mixed_path), np.load(exact_path)

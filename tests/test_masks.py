@@ -4,22 +4,25 @@ import copy
 
 import pytest
 import torch
+from pruning_helpers import masks_of
 from torch import nn
 from torch.nn.utils import prune
 
 from prunelab.errors import PrunelabError
 from prunelab.models import create_model, model_info
+from prunelab.pruning import ALLOCATIONS, PRUNERS, MaskPruner, PruneContext
 from prunelab.pruning.masks import (
     apply_masks,
     check_sparsity,
-    global_,
     grow,
-    layerwise,
     lowest_k_mask,
     n_pruned,
     prunable_weights,
 )
-from prunelab.pruning.methods import METHODS, compute_masks, get_method
+
+
+def allocate(name: str, scores: dict, level: float, **context) -> dict:
+    return ALLOCATIONS.get(name).allocate(scores, level, PruneContext(**context))
 
 
 def tiny():
@@ -39,24 +42,25 @@ def profile_for(weights):
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.05, 0.33, 0.5, 0.951, 1.0])
-@pytest.mark.parametrize("method", sorted(m for m, v in METHODS.items() if v.kind == "unstructured"))
+@pytest.mark.parametrize("method", sorted(p.name for p in PRUNERS  # every mask method, any level
+                                          if isinstance(p, MaskPruner) and p.fixed_level is None))
 def test_exact_count_and_shapes(method, sparsity):
     w = weights_of(tiny())
-    masks = compute_masks(get_method(method), w, sparsity, seed=3, profile=profile_for(w))
+    masks = masks_of(method, w, sparsity, seed=3, profile=profile_for(w))
     assert masks.keys() == w.keys()
     total = sum(p.numel() for p in w.values())
     pruned = sum(int((~m).sum()) for m in masks.values())
     assert pruned == round(sparsity * total)
     for name, m in masks.items():
         assert m.shape == w[name].shape and m.dtype == torch.bool
-        if METHODS[method].allocation == "layerwise":
+        if PRUNERS.get(method).allocation is ALLOCATIONS.get("layerwise"):
             assert int((~m).sum()) == round(sparsity * m.numel())
 
 
 def test_layerwise_equals_torch_l1_unstructured():
     """The classic study pruned each layer with prune.l1_unstructured: same masks, exactly."""
     model = tiny()
-    ours = compute_masks(get_method("layerwise"), weights_of(model, True), 0.4)
+    ours = masks_of("layerwise", weights_of(model, True), 0.4)
     ref = copy.deepcopy(model)
     for name, module in ref.named_modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
@@ -75,38 +79,37 @@ def test_classifier_excluded_unless_asked():
 def test_global_ranks_across_layers():
     small = torch.full((4, 4), 0.01) + torch.rand(4, 4) * 1e-3
     large = torch.ones(8, 8) + torch.rand(8, 8)
-    masks = global_({"a": small, "b": large}, sparsity=16 / 80)
+    masks = allocate("global", {"a": small, "b": large}, 16 / 80)
     assert not masks["a"].any() and masks["b"].all()
-    masks = layerwise({"a": small, "b": large}, sparsity=16 / 80)
+    masks = allocate("layerwise", {"a": small, "b": large}, 16 / 80)
     assert int((~masks["a"]).sum()) == 3 and int((~masks["b"]).sum()) == 13
 
 
 def test_global_layer_cap_spills_over_and_stays_exact():
     small = torch.rand(10, 10) * 0.01
     large = torch.rand(30, 10) + 1
-    masks = global_({"a": small, "b": large}, sparsity=0.5, layer_cap=0.9)
+    masks = allocate("global", {"a": small, "b": large}, 0.5, layer_cap=0.9)
     assert int((~masks["a"]).sum()) == 90  # capped at floor(0.9 * 100)
     assert int((~masks["b"]).sum()) == 110  # the rest of round(0.5 * 400) = 200
-    full = global_({"a": small, "b": large}, sparsity=1.0, layer_cap=0.9)
+    full = allocate("global", {"a": small, "b": large}, 1.0, layer_cap=0.9)
     assert all(int(m.sum()) > 0 for m in full.values())  # no layer emptied
 
 
 def test_random_is_seeded():
     w = weights_of(tiny())
-    a = compute_masks(get_method("random"), w, 0.5, seed=1)
-    b = compute_masks(get_method("random"), w, 0.5, seed=1)
-    c = compute_masks(get_method("random"), w, 0.5, seed=2)
+    a = masks_of("random", w, 0.5, seed=1)
+    b = masks_of("random", w, 0.5, seed=1)
+    c = masks_of("random", w, 0.5, seed=2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
 def test_masks_only_grow():
     w = weights_of(tiny())
-    method = get_method("layerwise")
-    first = compute_masks(method, w, 0.3)
+    first = masks_of("layerwise", w, 0.3)
     # Change the weights so the ranking would revive some pruned ones: it must not.
     shuffled = {k: torch.randn_like(v) for k, v in w.items()}
-    second = compute_masks(method, shuffled, 0.6, prior=first)
+    second = masks_of("layerwise", shuffled, 0.6, prior=first)
     for k in first:
         assert not (second[k] & ~first[k]).any()
         assert int((~second[k]).sum()) == round(0.6 * second[k].numel())
@@ -117,13 +120,13 @@ def test_sparsity_zero_changes_no_output():
     model = tiny().eval()
     x = torch.randn(4, 1, 8, 8)
     before = model(x)
-    apply_masks(model, compute_masks(get_method("global"), weights_of(model), 0.0))
+    apply_masks(model, masks_of("global", weights_of(model), 0.0))
     assert torch.equal(before, model(x))
 
 
 def test_apply_masks_zeroes_exactly_the_masked():
     model = tiny()
-    masks = compute_masks(get_method("global"), weights_of(model), 0.7)
+    masks = masks_of("global", weights_of(model), 0.7)
     apply_masks(model, masks)
     params = dict(model.named_parameters())
     for name, m in masks.items():
@@ -145,18 +148,18 @@ def test_n_pruned_rounds_like_torch():
 
 def test_unknown_method_suggests():
     with pytest.raises(PrunelabError, match="did you mean global"):
-        get_method("globl")
+        PRUNERS.get("globl")
 
 
 def test_sensitivity_allocation_prunes_tolerant_layers_first():
     w = weights_of(tiny())
-    masks = compute_masks(get_method("sensitivity"), w, 0.3, profile=profile_for(w))
+    masks = masks_of("sensitivity", w, 0.3, profile=profile_for(w))
     fractions = [float((~m).float().mean()) for m in masks.values()]
     assert fractions[0] < fractions[1] < fractions[2]  # the profile says later layers care less
     with pytest.raises(PrunelabError, match="needs a profile"):
-        compute_masks(get_method("sensitivity"), w, 0.3)
+        masks_of("sensitivity", w, 0.3)
     with pytest.raises(PrunelabError, match="no curve"):
-        compute_masks(get_method("sensitivity"), w, 0.3, profile={"dense_top1": 90, "layers": {}})
+        masks_of("sensitivity", w, 0.3, profile={"dense_top1": 90, "layers": {}})
 
 
 @pytest.mark.parametrize("method", ["layerwise", "global", "random", "nm-2:4", "sensitivity"])
@@ -169,8 +172,8 @@ def test_mask_code_makes_every_tensor_on_its_inputs_device(method):
     profile = profile_for(weights)
     with torch.device("meta"):
         level = 0.5 if method == "nm-2:4" else 0.6
-        masks = compute_masks(get_method(method), weights, level, seed=1, profile=profile,
+        masks = masks_of(method, weights, level, seed=1, profile=profile,
                               layer_cap=0.9 if method == "global" else None)
-        again = compute_masks(get_method(method), weights, level, seed=1, prior=masks, profile=profile)
+        again = masks_of(method, weights, level, seed=1, prior=masks, profile=profile)
     for name, w in weights.items():
         assert masks[name].device == w.device and again[name].device == w.device

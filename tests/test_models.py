@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunelab.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from prunelab.errors import PrunelabError
-from prunelab.models import create_model, model_info, model_names
+from prunelab.io.checkpoint import load_checkpoint, save_checkpoint
+from prunelab.models import ModelCard, create_model, model_info, model_names
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 RESNET20 = SHARED / "models" / "cifar10" / "resnet20-12fca82f.th"
@@ -54,7 +54,7 @@ def test_unknown_model_suggests():
 
 def test_safetensors_roundtrip(tmp_path):
     m = create_model("smallcnn", 10, 1).eval()
-    meta = CheckpointMeta("smallcnn", 10, 1, (0.5,), (0.5,), classes=tuple("0123456789"))
+    meta = ModelCard("smallcnn", 10, 1, (0.5,), (0.5,), classes=tuple("0123456789"))
     save_checkpoint(tmp_path, m, meta)
     loaded, got = load_checkpoint(tmp_path)
     x = torch.randn(3, 1, 8, 8)
@@ -96,7 +96,7 @@ def test_checkpoint_with_code_is_refused(tmp_path):
 
 def test_wrong_class_count_is_a_clear_error(tmp_path):
     m = create_model("smallcnn", 3, 1)
-    meta = CheckpointMeta("smallcnn", 10, 1, (0.5,), (0.5,))  # metadata lies about the classes
+    meta = ModelCard("smallcnn", 10, 1, (0.5,), (0.5,))  # metadata lies about the classes
     save_checkpoint(tmp_path, m, meta)
     with pytest.raises(PrunelabError, match=r"fc.weight \(3, 128\) vs \(10, 128\)"):
         load_checkpoint(tmp_path)
@@ -116,7 +116,7 @@ SUBSET = SHARED / "data" / "cifar10" / "cifar10_subset.npz"
 def test_pretrained_resnet20_scores_932_of_1017():
     """The published ResNet-20 through prunelab's own loading path: 91.6% on the byte-exact subset."""
     from prunelab.data import load_dataset, normalize
-    from prunelab.metrics import evaluate
+    from prunelab.measure import evaluate
 
     model, meta = load_checkpoint(RESNET20, "resnet20")
     test = load_dataset(SUBSET).test
@@ -127,7 +127,7 @@ def test_pretrained_resnet20_scores_932_of_1017():
 def test_sharded_half_precision_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     m = create_model("resnet20").eval()
-    meta = CheckpointMeta("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3)
+    meta = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3)
     index = save_checkpoint(tmp_path, m, meta, max_shard_bytes=200_000, dtype=torch.float16)
     shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
     assert index.name == "model.safetensors.index.json" and len(shards) >= 3
@@ -142,10 +142,10 @@ def test_sharded_half_precision_checkpoint_round_trip(tmp_path):
 
 
 def test_a_missing_corrupt_or_foreign_shard_is_one_line(tmp_path):
-    from prunelab.checkpoint import weights_digest
+    from prunelab.io.checkpoint import weights_digest
 
     m = create_model("resnet20").eval()
-    save_checkpoint(tmp_path, m, CheckpointMeta("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3),
+    save_checkpoint(tmp_path, m, ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3),
                     max_shard_bytes=300_000)
     digest = weights_digest(tmp_path)
     assert digest == weights_digest(tmp_path / "model.safetensors.index.json")

@@ -10,9 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from prunelab.errors import PrunelabError
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.runfolder import RunFolder
+from prunelab.experiment.spec import MethodSpec, parse_levels
+from prunelab.experiment.sweep import Sweep
 from prunelab.pruning.schedules import cubic, geometric
-from prunelab.recovery import RecoveryConfig, parse_method
-from prunelab.sweep import Sweep, SweepConfig, parse_levels, partial_dir, prune_model
+from prunelab.recovery import RecoveryConfig
 
 LEVELS = (0.5, 0.8, 0.9)
 FAST = RecoveryConfig(epochs=1, lr=0.01, batch_size=128, bn_batches=4, gradual_every=2)
@@ -77,7 +80,7 @@ def test_point_interrupted_mid_retraining_resumes_from_its_last_epoch(digits_che
     with pytest.raises(KeyboardInterrupt):
         sweep.run()
     sweep.store.close()
-    partial = partial_dir(tmp_path / "cut", spec, 0.8, 0)
+    partial = RunFolder(tmp_path / "cut").partial_dir(MethodSpec.parse(spec), 0.8, 0)
     assert (partial / "train_state.pt").exists()
     resumed = Sweep(cfg, tmp_path / "cut")
     epochs = []
@@ -100,10 +103,9 @@ def test_gradual_reaches_its_level_exactly(digits_checkpoint, tmp_path):
 def test_bn_recalibration_changes_statistics_not_weights(digits_checkpoint, tmp_path):
     sweep = Sweep(config(digits_checkpoint, ("global", "global+bn")), tmp_path)
     plain = sweep.point("global", 0.8, 0)
-    one_shot = prune_model(sweep.model, sweep.info, "global", 0.8, 0, sweep.x[:1]).model
-    weights_plain = {k: v.clone() for k, v in one_shot.state_dict().items()}
+    weights_plain = {k: v.clone() for k, v in sweep.workbench.model.state_dict().items()}  # as measured
     recal = sweep.point("global+bn", 0.8, 0)
-    state = sweep.model.state_dict()
+    state = sweep.workbench.model.state_dict()
     for k, v in weights_plain.items():
         if "running" in k:
             assert not torch.equal(v, state[k]), k
@@ -128,12 +130,12 @@ def test_geometric_levels():
 
 
 def test_method_specs():
-    method, recovery = parse_method("layerwise+iter")
-    assert method.name == "layerwise" and recovery.chained
-    assert parse_method("global")[1].name == "none"
+    spec = MethodSpec.parse("layerwise+iter")
+    assert spec.pruner.name == "layerwise" and spec.recovery.chained and not spec.from_checkpoint
+    assert MethodSpec.parse("global").recovery.one_shot and MethodSpec.parse("global").from_checkpoint
     with pytest.raises(PrunelabError, match="did you mean iter"):
-        parse_method("global+itr")
-    with pytest.raises(PrunelabError, match="unknown retraining"):
+        MethodSpec.parse("global+itr")
+    with pytest.raises(PrunelabError, match="unknown retraining mode 'rewnd'"):
         Sweep(SweepConfig(checkpoint="x", data="digits", recovery=RecoveryConfig(retrain="rewnd")), "/tmp/x")
 
 
@@ -150,14 +152,14 @@ def test_one_shot_after_a_retrained_point_starts_from_the_trained_weights(digits
 @pytest.mark.parametrize("spec", ["global+ft", "global+iter", "channels-global+ft", "channels-layerwise+bn",
                                   "channels-global+iter"])
 def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_path, spec):
-    from prunelab.metrics import evaluate
-    from prunelab.sweep import point_model
+    from prunelab.experiment.rebuild import point_model
+    from prunelab.measure import evaluate
 
     sweep = Sweep(config(digits_checkpoint, (spec,)), tmp_path)
     points = {p.target_sparsity: p for p in sweep.run() if p.method == spec}
-    pruned, _, _, shape = point_model(tmp_path, spec, 0.8)
-    assert shape == sweep.input_shape
-    assert np.array_equal(evaluate(pruned.model, sweep.x, sweep.y).hits, points[0.8].hits)  # bit-exact
+    pruned, _, shape = point_model(tmp_path, spec, 0.8)
+    assert shape == sweep.workbench.input_shape
+    assert np.array_equal(evaluate(pruned.model, *sweep.workbench.test).hits, points[0.8].hits)  # bit-exact
     params = sum(p.numel() for p in pruned.model.parameters())
     assert params == points[0.8].total_params
     if spec.startswith("channels"):  # physically smaller, not masked
@@ -168,14 +170,14 @@ def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_p
 def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_checkpoint, tmp_path, monkeypatch,
                                                                     prune_classifier):
     import prunelab.pruning.structured as structured_module
-    from prunelab.export import load_structured
+    from prunelab.io.formats.structured import load_structured
     from prunelab.pruning.masks import prunable_weights
 
     starts = []
     real = structured_module.prune_channels
 
-    def spy(model, info, x, level, *args):
-        result = real(model, info, x, level, *args)
+    def spy(model, info, x, level, *args, **kwargs):
+        result = real(model, info, x, level, *args, **kwargs)
         before = sum(w.numel() for w in prunable_weights(model, info.classifier).values())
         left = sum(w.numel() for w in prunable_weights(result.model, info.classifier).values())
         starts.append((sum(p.numel() for p in model.parameters()), level, 1 - left / before))
@@ -199,10 +201,10 @@ def test_iterative_channel_chain_shrinks_the_last_retrained_network(digits_check
 
 
 def test_channel_pruning_has_no_gradual_schedule_and_old_runs_say_why(digits_checkpoint, tmp_path):
-    from prunelab.sweep import point_model
+    from prunelab.experiment.rebuild import point_model
 
     with pytest.raises(PrunelabError, match=r"no gradual schedule.*channels-global\+iter"):
-        parse_method("channels-global+gradual")
+        MethodSpec.parse("channels-global+gradual")
     sweep = Sweep(config(digits_checkpoint, ("global+ft", "global+iter")), tmp_path)
     points = {(p.method, p.target_sparsity): p for p in sweep.run()}
     sweep.store.close()
@@ -210,10 +212,10 @@ def test_channel_pruning_has_no_gradual_schedule_and_old_runs_say_why(digits_che
         f.unlink()  # as in a run from before sweeps kept retrained models
     with pytest.raises(PrunelabError, match="kept no model"):
         point_model(tmp_path, "global+ft", 0.5)
-    from prunelab.metrics import evaluate
+    from prunelab.measure import evaluate
 
     pruned = point_model(tmp_path, "global+iter", 0.8)[0]  # an iterative chain's saved state serves
-    assert np.array_equal(evaluate(pruned.model, sweep.x, sweep.y).hits, points["global+iter", 0.8].hits)
+    assert np.array_equal(evaluate(pruned.model, *sweep.workbench.test).hits, points["global+iter", 0.8].hits)
 
 
 def test_distillation_and_training_data_are_part_of_the_configuration(digits_checkpoint, tmp_path):
@@ -222,19 +224,20 @@ def test_distillation_and_training_data_are_part_of_the_configuration(digits_che
     kd = dataclasses.replace(FAST, distill=0.5)
     plain = Sweep(config(digits_checkpoint, ("global+ft",)), tmp_path / "plain")
     assert "distill" not in plain.fingerprint["recovery"]  # stores from before it existed resume
-    assert plain.teacher is None
+    assert plain.workbench.teacher is None
     sweep = Sweep(SweepConfig(checkpoint=str(digits_checkpoint), data="digits", train_data="digits",
                               methods=("global+ft",), levels=LEVELS, device="cpu", recovery=kd),
                   tmp_path / "kd")
     assert sweep.fingerprint["recovery"]["distill"] == 0.5 and "train_sha256" in sweep.fingerprint
-    dense = {k: v.clone() for k, v in sweep.model.state_dict().items()}
+    dense = {k: v.clone() for k, v in sweep.workbench.model.state_dict().items()}
     point = sweep.point("global+ft", 0.8, 0)
     assert point.prunable_params - point.nonzero_params == round(0.8 * point.prunable_params)
-    for k, v in sweep.teacher.state_dict().items():  # the teacher is the dense model, untouched
+    for k, v in sweep.workbench.teacher.state_dict().items():  # the teacher is the dense model, untouched
         assert torch.equal(v, dense[k]), k
     plain.point("global+ft", 0.8, 0)  # the same retraining without the teacher trains otherwise
-    assert any(not torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
-                                                      sweep.model.state_dict().values(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(plain.workbench.model.state_dict().values(),
+                                                      sweep.workbench.model.state_dict().values(),
+                                                      strict=True))
 
 
 def test_report_states_the_retraining_recipe(digits_checkpoint, tmp_path):

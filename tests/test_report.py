@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prunelab.analysis import answer, split
 from prunelab.errors import PrunelabError
-from prunelab.report import _short, write_report
-from prunelab.results import CSV_FIELDS, DENSE, STORE_FILE, Point, Store
+from prunelab.experiment.analysis import answer, split
+from prunelab.experiment.store import CSV_FIELDS, DENSE, STORE_FILE, Point, Store
+from prunelab.report import write_report
+from prunelab.report.gif import short_name as _short
 
 N = 400  # test images
 LAYERS = {"conv1.weight": 432, "layer1.0.conv1.weight": 2304, "layer1.0.conv2.weight": 2304,

@@ -5,8 +5,10 @@ import json
 import pytest
 
 from prunelab.errors import PrunelabError
-from prunelab.sensitivity import PREFIX, layer_point, plan, run
-from prunelab.sweep import Sweep, SweepConfig
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.point import run_point
+from prunelab.experiment.sensitivity import PREFIX, layer_method, plan, run
+from prunelab.experiment.sweep import Sweep
 
 
 def config(ckpt, **kw):
@@ -16,18 +18,18 @@ def config(ckpt, **kw):
 
 def test_one_layer_at_a_time_and_profile(digits_checkpoint, tmp_path):
     sweep = Sweep(config(digits_checkpoint), tmp_path)
-    point = layer_point(sweep, "conv2.weight", 0.5)
+    point = run_point(layer_method("conv2.weight"), 0.5, 0, sweep.workbench, sweep.folder)
     zeros = {name: z for name, (z, _) in point.layers.items()}
     assert zeros["conv2.weight"] == round(0.5 * point.layers["conv2.weight"][1])
     assert zeros["conv1.weight"] == zeros["conv3.weight"] == 0  # the other layers untouched
 
     profile = run(sweep)
-    assert set(profile["layers"]) == set(sweep.prunable) and "fc.weight" not in profile["layers"]
+    assert set(profile["layers"]) == set(sweep.workbench.prunable) and "fc.weight" not in profile["layers"]
     assert all(len(curve) == 2 for curve in profile["layers"].values())
     assert json.loads((tmp_path / "sensitivity.json").read_text()) == profile
     assert plan(sweep) == []  # resumable: nothing left to compute
     stored = {p.method for p in sweep.store.points()}
-    assert {PREFIX + n for n in sweep.prunable} <= stored
+    assert {PREFIX + n for n in sweep.workbench.prunable} <= stored
 
 
 def test_sensitivity_method_in_a_sweep(digits_checkpoint, tmp_path):

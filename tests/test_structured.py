@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from prunelab.errors import PrunelabError
-from prunelab.metrics import forward_runner, latencies, latency, macs
-from prunelab.models import ModelInfo, PadShortcut, create_model, model_info
+from prunelab.measure import forward_runner, latencies, latency, macs
+from prunelab.models import ModelCard, ModelInfo, PadShortcut, create_model, model_info
+from prunelab.pruning import PRUNERS, PruneContext
 from prunelab.pruning.masks import nm_mask, prunable_weights
-from prunelab.pruning.methods import compute_masks, get_method, method_weights
 from prunelab.pruning.structured import (
     TOLERANCE,
     ChannelMapShortcut,
@@ -193,7 +193,7 @@ class Opaque(nn.Module):
 
 
 def test_untraceable_model_is_a_one_line_error_naming_the_layer():
-    info = ModelInfo("opaque", "fc", "conv1", (0.5,) * 3, (0.5,) * 3, "")
+    info = ModelInfo("opaque", "fc", "conv1", (0.5,) * 3, (0.5,) * 3, "", lambda n, c: Opaque())
     with pytest.raises(PrunelabError, match="layer 'scale'") as exc:
         prune_channels(Opaque(), info, X, 0.5)
     assert "\n" not in str(exc.value)
@@ -227,18 +227,18 @@ def test_nm_exact_pattern():
 
 def test_nm_method_skips_stem_and_names_bad_layers():
     model = create_model("smallcnn", 10, 1)
-    info = model_info("smallcnn")
-    method = get_method("nm-2:4")
-    weights = method_weights(method, prunable_weights(model, info.classifier), info.stem)
+    ctx = PruneContext(ModelCard("smallcnn", 10, 1, (0.5,), (0.5,)))
+    method = PRUNERS.get("nm-2:4")
+    weights = method.weights(model, ctx)
     assert "conv1.weight" not in weights  # 1x3x3 rows of 9 weights
-    masks = compute_masks(method, weights, 0.5)
+    masks = method.masks(weights, 0.5, ctx)
     assert all(1 - m.float().mean() == 0.5 for m in masks.values())
     with pytest.raises(PrunelabError, match="fixed sparsity"):
-        compute_masks(method, weights, 0.7)
+        method.masks(weights, 0.7, ctx)
     with pytest.raises(PrunelabError, match="conv2.weight.*not a multiple of 5"):
-        compute_masks(get_method("nm-2:5"), weights, 0.6)
+        PRUNERS.get("nm-2:5").masks(weights, 0.6, ctx)
     with pytest.raises(PrunelabError, match="N:M"):
-        get_method("nm-5:4")
+        PRUNERS.get("nm-5:4")
 
 
 # ---------------------------------------------------------------- MACs and latency

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from prunelab.analysis import Curve, answer, largest_within, split
 from prunelab.errors import PrunelabError
-from prunelab.results import DENSE, Store
-from prunelab.sweep import Sweep, SweepConfig, parse_levels
+from prunelab.experiment.analysis import Curve, answer, largest_within, split
+from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.spec import parse_levels
+from prunelab.experiment.store import DENSE, Store
+from prunelab.experiment.sweep import Sweep
 
 LEVELS = (0.0, 0.3, 0.6, 0.9)
 

@@ -4,12 +4,12 @@ import dataclasses
 
 import pytest
 import torch
+from pruning_helpers import masks_of
 
 from prunelab.errors import PrunelabError
 from prunelab.models import create_model, model_info
 from prunelab.pruning.masks import prunable_weights
-from prunelab.pruning.methods import compute_masks, get_method
-from prunelab.train import (
+from prunelab.training import (
     TrainConfig,
     augment,
     cosine_lr,
@@ -34,7 +34,7 @@ def model_and_masks(sparsity=0.7):
     torch.manual_seed(0)
     model = create_model("smallcnn", 10, 1)
     weights = prunable_weights(model, model_info("smallcnn").classifier)
-    return model, compute_masks(get_method("global"), weights, sparsity)
+    return model, masks_of("global", weights, sparsity)
 
 
 @pytest.mark.parametrize("clip", [None, 0.5])
@@ -88,13 +88,12 @@ def test_a_state_saved_under_another_recipe_is_an_error_not_a_restart(digits, tm
 def test_pruner_grows_masks_during_training(digits):
     model, _ = model_and_masks()
     weights = prunable_weights(model, model_info("smallcnn").classifier)
-    method = get_method("global")
     state = {"masks": None}
 
     def pruner(step, net, masks):
         if step % 4 == 0:
-            state["masks"] = compute_masks(method, weights, min(0.2 * (step // 4 + 1), 0.8),
-                                           prior=state["masks"])
+            state["masks"] = masks_of("global", weights, min(0.2 * (step // 4 + 1), 0.8),
+                                      prior=state["masks"])
             return state["masks"]
         return None
 

@@ -94,7 +94,7 @@ def pack(subset: str | Path, jpeg: str | Path, out: str | Path, n_train: int | N
     `n_train`/`n_test` keep only the first images of each original split (a small pack for a
     rehearsal of the study on the CPU)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from prunelab.data import _decode_jpegs
+    from prunelab.data import decode_jpegs as _decode_jpegs
 
     s, j = np.load(subset), np.load(jpeg)
     n_train = len(j["y_train"]) if n_train is None else n_train
@@ -147,7 +147,7 @@ def unpack(path: str | Path, folder: str | Path) -> tuple[Path, Path, dict]:
          another libjpeg decodes a little differently).
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from prunelab.data import _decode_jpegs
+    from prunelab.data import decode_jpegs as _decode_jpegs
 
     z = np.load(path, allow_pickle=False)
     meta = json.loads(str(z["meta"]))

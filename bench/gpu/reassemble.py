@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 def reassemble(files: Path, out: Path, gif: bool = True) -> dict:
     """Copy the shards, unpack the stores and logs, check the checkpoint loads, write every run's
     report; returns the study's record with each run's answers and report path."""
-    from prunelab.checkpoint import load_checkpoint
+    from prunelab.io.checkpoint import load_checkpoint
     from prunelab.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)

@@ -258,7 +258,7 @@ def data(study: Study, pack_path: Path):
 
 def recipe(plan: Plan):
     from prunelab.config import resolve
-    from prunelab.train import TrainConfig
+    from prunelab.training import TrainConfig
 
     return resolve(TrainConfig, ROOT / "recipes" / "resnet50_cifar10.toml", **dict(plan.recipe_overrides))
 
@@ -277,8 +277,8 @@ def bench(study: Study, device_name: str, mixed) -> dict:
     import torch
 
     from prunelab.data import ImageSet, normalize
-    from prunelab.metrics import evaluate
-    from prunelab.train import fit, input_statistics, new_model
+    from prunelab.measure import evaluate
+    from prunelab.training import fit, input_statistics, new_model
 
     plan, device = study.plan, torch.device(device_name)
     cfg = dataclasses.replace(recipe(plan), epochs=1, drop_last=True, warmup_epochs=0.0)
@@ -396,8 +396,9 @@ def train(study: Study, device_name: str, mixed, exact) -> Path:
     """Train for as many epochs as the time box allows, save fp16 shards into $OUT, reload them."""
     import torch
 
-    from prunelab.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-    from prunelab.train import epoch_steps, fit, input_statistics, new_model
+    from prunelab.io.checkpoint import load_checkpoint, save_checkpoint
+    from prunelab.models import ModelCard
+    from prunelab.training import epoch_steps, fit, input_statistics, new_model
 
     plan, cfg = study.plan, recipe(study.plan)
     per_epoch = epoch_steps(len(mixed.train), cfg) * study.record["bench"]["train_step_s"] * 1.03
@@ -427,7 +428,7 @@ def train(study: Study, device_name: str, mixed, exact) -> Path:
     history = fit(model, progress, mean, std, cfg, torch.device(device_name),
                   evaluate_every=max(1, epochs // 4), on_epoch=on_epoch)
     seconds = time.perf_counter() - begin
-    meta = CheckpointMeta(model=plan.model, num_classes=len(mixed.classes), in_channels=3, mean=mean, std=std,
+    meta = ModelCard(model=plan.model, num_classes=len(mixed.classes), in_channels=3, mean=mean, std=std,
                           classes=mixed.classes, data="CIFAR-10, 50,000 training images (exact where "
                           "cifar10_subset.npz has them, JPEG q75 elsewhere)", epochs=epochs,
                           top1=history.test_top1, recipe=dataclasses.asdict(cfg))
@@ -462,7 +463,7 @@ ONE_SHOT = (  # (stage, method, classifier pruned, test set)
 def _sweep(study: Study, name: str, cfg, stop_before: float, on_epoch=None) -> list:
     """Run one sweep into WORK/runs/NAME, packing after every point; stop when fewer than
     `stop_before` seconds would be left after the next point."""
-    from prunelab.sweep import Sweep
+    from prunelab.experiment.sweep import Sweep
 
     sweep = Sweep(cfg, study.work / "runs" / name)
     sweep.on_train_epoch = on_epoch
@@ -491,7 +492,7 @@ def _sweep(study: Study, name: str, cfg, stop_before: float, on_epoch=None) -> l
 
 
 def _answers(name: str, points: list) -> dict:
-    from prunelab.analysis import answer, split
+    from prunelab.experiment.analysis import answer, split
 
     if len(points) < 2:
         return {}
@@ -509,7 +510,7 @@ def _answers(name: str, points: list) -> dict:
 def one_shot(study: Study, name: str, method: str, classifier: bool, test: str, checkpoint: Path,
              paths: dict, n_train: int, device: str) -> None:
     """One one-shot sweep of the whole grid; it stops early so that three recovery rounds fit."""
-    from prunelab.sweep import SweepConfig
+    from prunelab.experiment.config import SweepConfig
 
     plan = study.plan
     cfg = SweepConfig(checkpoint=str(checkpoint), data=str(paths[test]), methods=(method,),
@@ -524,8 +525,8 @@ def one_shot(study: Study, name: str, method: str, classifier: bool, test: str, 
 
 def recovery(study: Study, checkpoint: Path, paths: dict, n_train: int, device: str) -> None:
     """global+iter with learning-rate rewinding: as many rounds and epochs per round as fit."""
+    from prunelab.experiment.config import SweepConfig
     from prunelab.recovery import RecoveryConfig
-    from prunelab.sweep import SweepConfig
 
     plan = study.plan
     epoch = _epoch_s(study, n_train, plan.recovery_batch) * 1.1  # masks applied every step
@@ -557,9 +558,11 @@ def recovery(study: Study, checkpoint: Path, paths: dict, n_train: int, device: 
 def export_recovered(study: Study) -> None:
     """The recovered networks as sparse fp32 files (bit-exact), the highest level first, while
     they fit the bytes allowed: `prunelab export` at home reads them from the run folder."""
-    from prunelab.export import save_sparse
-    from prunelab.results import Store
-    from prunelab.sweep import point_file, point_model
+    from prunelab.experiment.rebuild import point_model
+    from prunelab.experiment.runfolder import RunFolder
+    from prunelab.experiment.spec import MethodSpec
+    from prunelab.experiment.store import Store
+    from prunelab.io.formats.sparse import save_sparse
 
     run = study.work / "runs" / "iter-exact"
     if not (run / "results.sqlite").exists():
@@ -571,10 +574,10 @@ def export_recovered(study: Study) -> None:
         for p in points:
             if study.left() < study.plan.margin_s:
                 raise TimeUp("before the last export")
-            pruned, _, ref, _ = point_model(run, p.method, p.target_sparsity, p.seed)
-            path = point_file(run, p.method, p.target_sparsity, p.seed, "sparse")
+            pruned, card, _ = point_model(run, p.method, p.target_sparsity, p.seed)
+            path = RunFolder(run).point_file(MethodSpec.parse(p.method), p.target_sparsity, p.seed, "sparse")
             path.parent.mkdir(parents=True, exist_ok=True)
-            size = save_sparse(path, pruned.model, ref)
+            size = save_sparse(path, pruned.model, card)
             if used + size > study.plan.export_bytes:
                 path.unlink()
                 break

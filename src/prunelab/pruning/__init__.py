@@ -1,1 +1,20 @@
-"""Pruning: pure scores (criteria), pure mask maths (masks), and the named methods that combine them."""
+"""Pruning: pure scores, allocations and pruners (one method per file in `methods/`), mask maths,
+channel surgery, schedules."""
+
+from .base import (
+    ALLOCATIONS,
+    CRITERIA,
+    GROUP_CRITERIA,
+    PRUNERS,
+    Allocation,
+    Criterion,
+    GroupCriterion,
+    MaskPruner,
+    PruneContext,
+    Pruned,
+    Pruner,
+    ScoredPruner,
+)
+
+__all__ = ["ALLOCATIONS", "CRITERIA", "GROUP_CRITERIA", "PRUNERS", "Allocation", "Criterion",
+           "GroupCriterion", "MaskPruner", "PruneContext", "Pruned", "Pruner", "ScoredPruner"]

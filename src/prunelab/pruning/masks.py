@@ -63,11 +63,6 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.view(scores.shape)
 
 
-def layerwise(scores: dict[str, torch.Tensor], sparsity: float, **_options) -> Masks:
-    """The same fraction in every layer: round(sparsity * n_layer) lowest scores each."""
-    return {name: lowest_k_mask(s, n_pruned(sparsity, s.numel())) for name, s in scores.items()}
-
-
 def global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int]) -> dict[str, int]:
     """Per-layer counts of one global threshold, water-filled so no layer exceeds its cap."""
     fixed: dict[str, int] = {}
@@ -86,94 +81,6 @@ def global_counts(scores: dict[str, torch.Tensor], k: int, caps: dict[str, int])
         if not over:
             return {**counts, **fixed}
         fixed.update({n: caps[n] for n in over})
-
-
-def global_(scores: dict[str, torch.Tensor], sparsity: float, layer_cap: float | None = None,
-            **_options) -> Masks:
-    """One threshold across all layers: the round(sparsity * N) lowest scores of the whole network.
-
-    Args:
-        scores: per-layer scores.
-        sparsity: fraction of all prunable weights to drop.
-        layer_cap: if given, no layer loses more than floor(layer_cap * n_layer) weights; the
-            excess goes to the other layers (so the total stays exact while it fits under the caps).
-    """
-    total = sum(s.numel() for s in scores.values())
-    k = n_pruned(sparsity, total)
-    if layer_cap is None:
-        caps = {n: s.numel() for n, s in scores.items()}
-    else:
-        check_sparsity(layer_cap, "layer cap")
-        caps = {n: math.floor(layer_cap * s.numel()) for n, s in scores.items()}
-    counts = global_counts(scores, min(k, sum(caps.values())), caps)
-    return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
-
-
-def sensitivity_ratios(profile: dict, sizes: dict[str, int], sparsity: float) -> dict[str, float]:
-    """Per-layer sparsities that reach `sparsity` overall, pruning first where accuracy cares least.
-
-    For an allowed drop d, each layer may go to the largest profiled level such that pruning that
-    layer alone, at it and every lower level, kept top-1 within d of dense. The smallest d whose
-    layer levels reach `sparsity` overall is found by bisection; the levels are then scaled down
-    uniformly to hit `sparsity` exactly.
-
-    Args:
-        profile: {"dense_top1": float, "layers": {name: [[level, top1], ...]}}, as written by
-            `prunelab sensitivity`.
-        sizes: prunable weights per layer.
-        sparsity: overall target in [0, 1].
-    """
-    missing = sorted(set(sizes) - set(profile["layers"]))
-    if missing:
-        raise PrunelabError(f"the sensitivity profile has no curve for {', '.join(missing[:3])}; "
-                            f"profile the same model with the same --prune-classifier setting")
-    total = sum(sizes.values())
-    curves = {n: sorted((lv, acc) for lv, acc in profile["layers"][n]) for n in sizes}
-
-    def allowed(drop: float) -> dict[str, float]:
-        out = {}
-        for name, curve in curves.items():
-            level = 0.0
-            for lv, acc in curve:
-                if acc < profile["dense_top1"] - drop:
-                    break
-                level = lv
-            out[name] = level
-        return out
-
-    def overall(levels: dict[str, float]) -> float:
-        return sum(levels[n] * sizes[n] for n in sizes) / total
-
-    most = overall(allowed(float("inf")))
-    if most < sparsity:
-        raise PrunelabError(f"the sensitivity profile reaches only {most:.0%} overall; profile "
-                            f"higher levels (up to 1.0) to ask for {sparsity:.0%}")
-    lo, hi = 0.0, 100.0
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if overall(allowed(mid)) >= sparsity else (mid, hi)
-    levels = allowed(hi)
-    reach = overall(levels)
-    return {n: lv * sparsity / reach if reach else 0.0 for n, lv in levels.items()}
-
-
-def by_sensitivity(scores: dict[str, torch.Tensor], sparsity: float, profile: dict | None = None,
-                   **_options) -> Masks:
-    """Per-layer fractions from a sensitivity profile; exactly round(sparsity * N) weights in all."""
-    if profile is None:
-        raise PrunelabError("the sensitivity method needs a profile: run 'prunelab sensitivity' and "
-                            "pass --sensitivity RUN/sensitivity.json")
-    sizes = {n: s.numel() for n, s in scores.items()}
-    ratios = sensitivity_ratios(profile, sizes, sparsity)
-    exact = {n: ratios[n] * sizes[n] for n in sizes}
-    counts = {n: min(math.floor(v), sizes[n]) for n, v in exact.items()}
-    short = n_pruned(sparsity, sum(sizes.values())) - sum(counts.values())
-    for n in sorted(exact, key=lambda n: counts[n] - exact[n])[:max(short, 0)]:  # largest remainders
-        counts[n] += 1
-    return {n: lowest_k_mask(s, counts[n]) for n, s in scores.items()}
-
-
-ALLOCATIONS = {"layerwise": layerwise, "global": global_, "sensitivity": by_sensitivity}
 
 
 def nm_mask(scores: torch.Tensor, n: int = 2, m: int = 4, name: str = "weight") -> torch.Tensor:

@@ -17,7 +17,6 @@ from .masks import check_sparsity, global_counts, prunable_weights
 from .spec import ChannelMapShortcut, architecture_spec, build_from_spec, make_prunable  # noqa: F401
 
 TOLERANCE = 0.005  # the search stops within half a percentage point of the requested level, when it can
-ALLOCATIONS = ("layerwise", "global")
 
 
 # ---------------------------------------------------------------- Torch-Pruning's handler for the shortcut
@@ -51,26 +50,24 @@ class _ChannelMapPruner(tp.pruner.BasePruningFunc):
 # ---------------------------------------------------------------- importance (Li et al. 2017)
 
 
-class FilterL1(tp.importance.Importance):
+@torch.no_grad()
+def filter_l1(group) -> torch.Tensor:
     """L1 norm of each filter (Li et al. 2017), for channel groups coupled by residual adds: the
     mean over the group's producing convs/linears of the L1 norm of that channel's filter. A
     channel whose filters are all zero scores exactly 0."""
-
-    @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor:
-        total = torch.zeros(len(group[0].idxs))
-        producers = 0
-        for i, (dep, idxs) in enumerate(group):
-            layer, fn = dep.layer, dep.pruning_fn
-            if fn not in (tp.prune_conv_out_channels, tp.prune_linear_out_channels):
-                continue
-            w = layer.weight.detach()
-            if getattr(layer, "transposed", False):
-                w = w.transpose(0, 1)
-            norms = w[list(idxs)].flatten(1).abs().sum(1).float().cpu()
-            total.scatter_add_(0, torch.tensor(group[i].root_idxs), norms)
-            producers += 1
-        return total / max(producers, 1)
+    total = torch.zeros(len(group[0].idxs))
+    producers = 0
+    for i, (dep, idxs) in enumerate(group):
+        layer, fn = dep.layer, dep.pruning_fn
+        if fn not in (tp.prune_conv_out_channels, tp.prune_linear_out_channels):
+            continue
+        w = layer.weight.detach()
+        if getattr(layer, "transposed", False):
+            w = w.transpose(0, 1)
+        norms = w[list(idxs)].flatten(1).abs().sum(1).float().cpu()
+        total.scatter_add_(0, torch.tensor(group[i].root_idxs), norms)
+        producers += 1
+    return total / max(producers, 1)
 
 
 # ---------------------------------------------------------------- the graph, the allocation, the surgery
@@ -119,7 +116,7 @@ def _trace_failure(model: nn.Module, x: torch.Tensor, what: str, exc: BaseExcept
                          f"this model cannot be pruned structurally, use a mask method")
 
 
-def _build_graph(net: nn.Module, info: ModelInfo, example_input: torch.Tensor):
+def _build_graph(net: nn.Module, info: ModelInfo, example_input: torch.Tensor, importance):
     try:
         dg = tp.DependencyGraph().build_dependency(
             net, example_inputs=example_input, customized_pruners={ChannelMapShortcut: _ChannelMapPruner()})
@@ -127,7 +124,6 @@ def _build_graph(net: nn.Module, info: ModelInfo, example_input: torch.Tensor):
         raise _trace_failure(net, example_input, "structured pruning", exc) from None
     ignored = [net.get_submodule(info.classifier)]  # the classifier's outputs are the classes
     names = {m: n for n, m in net.named_modules()}
-    importance = FilterL1()
     groups = []
     for group in dg.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
         deps = []
@@ -184,20 +180,30 @@ def _round(channels: int, k: int, cap: int, round_to: int | None) -> int:
     return k
 
 
-def _allocate(groups: list[_Group], ratio: float, allocation: str, layer_cap: float,
+def layerwise_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
+    """The same channel fraction `ratio` of every group."""
+    return [math.floor(ratio * g.channels + 1e-9) for g in groups]
+
+
+def threshold_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
+    """One threshold over importances normalised by their group's mean (layers differ in scale),
+    `ratio` of all channels in all, no group over its cap."""
+    scores = {i: g.importance / g.importance.mean().clamp_min(1e-12) for i, g in enumerate(groups)}
+    total = sum(g.channels for g in groups)
+    k = min(math.floor(ratio * total + 1e-9), sum(caps))
+    by_group = global_counts(scores, k, dict(enumerate(caps)))
+    return [by_group[i] for i in range(len(groups))]
+
+
+CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts}
+
+
+def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
               round_to: int | None) -> list[np.ndarray]:
     """Root indices to remove in each group for channel ratio `ratio` (lowest importance first)."""
     caps = [min(math.floor(layer_cap * g.channels + 1e-9), g.channels - 1) for g in groups]
-    if allocation == "layerwise":
-        counts = [math.floor(ratio * g.channels + 1e-9) for g in groups]
-    else:  # one threshold over importances normalised by their group's mean (layers differ in scale)
-        scores = {i: g.importance / g.importance.mean().clamp_min(1e-12) for i, g in enumerate(groups)}
-        total = sum(g.channels for g in groups)
-        k = min(math.floor(ratio * total + 1e-9), sum(caps))
-        by_group = global_counts(scores, k, dict(enumerate(caps)))
-        counts = [by_group[i] for i in range(len(groups))]
     out = []
-    for g, k, cap in zip(groups, counts, caps, strict=True):
+    for g, k, cap in zip(groups, counts_of(groups, ratio, caps), caps, strict=True):
         k = _round(g.channels, k, cap, round_to)
         out.append(torch.topk(g.importance, k, largest=False).indices.sort().values.numpy()
                    if k else np.zeros(0, dtype=np.int64))
@@ -231,7 +237,8 @@ class Structured:
 
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
                    allocation: str = "layerwise", layer_cap: float | None = None,
-                   round_to: int | None = None, original: dict[str, int] | None = None) -> Structured:
+                   round_to: int | None = None, original: dict[str, int] | None = None,
+                   importance=filter_l1) -> Structured:
     """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
     weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
 
@@ -250,6 +257,7 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
             that many (a group already at one multiple keeps it).
+        importance: group -> (channels,) scores, low = removed first (default: filter L1).
         original: prunable weight name -> size in the network the level is counted against, when
             `model` is already a channel-pruned copy of it (an iterative chain's step): only the
             share still missing is removed, and `achieved`/`layers` count against `original`.
@@ -259,9 +267,10 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         The smaller model with requested and achieved levels and per-layer counts.
     """
     sparsity = check_sparsity(sparsity)
-    if allocation not in ALLOCATIONS:
+    if allocation not in CHANNEL_ALLOCATIONS:
         raise PrunelabError(f"unknown channel allocation '{allocation}': "
-                            f"choose from {', '.join(ALLOCATIONS)}")
+                            f"choose from {', '.join(CHANNEL_ALLOCATIONS)}")
+    counts_of = CHANNEL_ALLOCATIONS[allocation]
     cap = 1.0 if layer_cap is None else check_sparsity(layer_cap, "layer cap")
     if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
         raise PrunelabError(f"round_to must be a positive integer, got {round_to!r}")
@@ -272,28 +281,10 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     base = prunable if original is None else original
     # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
     target = min(1.0, max(0.0, 1.0 - (1.0 - sparsity) * sum(base.values()) / sum(prunable.values())))
-    dg, groups = _build_graph(net, info, example_input)
-
-    def fraction(r: float) -> float:
-        return _removed_fraction(net, prunable, groups, _allocate(groups, r, allocation, cap, round_to))
-
-    lo, hi = 0.0, 1.0  # fraction() is non-decreasing in the ratio: bisect for the first r reaching the level
-    if target > 0:
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if fraction(mid) < target else (lo, mid)
-    ratio = hi if abs(fraction(hi) - target) <= abs(fraction(lo) - target) else lo
-    if target == 0:
-        ratio = 0.0
-    chosen = _allocate(groups, ratio, allocation, cap, round_to)
-
-    channels = {}
-    for group, drop in zip(groups, chosen, strict=True):
-        channels[group.root] = (group.channels - len(drop), group.channels)
-        if len(drop):
-            root = net.get_submodule(group.root)
-            fn = dg.get_pruner_of_module(root).prune_out_channels
-            dg.get_pruning_group(root, fn, drop.tolist()).prune()
+    dg, groups = _build_graph(net, info, example_input, importance)
+    ratio = _search(lambda r: _removed_fraction(net, prunable, groups, _allocate(groups, r, counts_of, cap,
+                                                                                 round_to)), target)
+    channels = _cut(net, dg, groups, _allocate(groups, ratio, counts_of, cap, round_to))
     try:
         with torch.no_grad():
             shape = net(example_input).shape
@@ -306,3 +297,28 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     layers = {k: (n - after[k], n) for k, n in base.items()}
     achieved = 1.0 - sum(after.values()) / sum(base.values())
     return Structured(net.eval(), sparsity, achieved, ratio, layers, channels)
+
+
+def _search(fraction, target: float) -> float:
+    """The channel ratio whose removed fraction is closest to `target`; `fraction` is
+    non-decreasing in the ratio, so a bisection finds the first ratio that reaches it."""
+    if target == 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fraction(mid) < target else (lo, mid)
+    return hi if abs(fraction(hi) - target) <= abs(fraction(lo) - target) else lo
+
+
+def _cut(net: nn.Module, dg, groups: list[_Group], chosen: list[np.ndarray]) -> dict[str, tuple[int, int]]:
+    """Remove the chosen channels of every group (in place, through the graph); returns group
+    root -> (channels kept, channels before)."""
+    channels = {}
+    for group, drop in zip(groups, chosen, strict=True):
+        channels[group.root] = (group.channels - len(drop), group.channels)
+        if len(drop):
+            root = net.get_submodule(group.root)
+            fn = dg.get_pruner_of_module(root).prune_out_channels
+            dg.get_pruning_group(root, fn, drop.tolist()).prune()
+    return channels

@@ -1,0 +1,136 @@
+"""The verbs the command line calls. Each does the library work and returns values; only the CLI
+prints, and it passes callbacks for progress."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .data import load_dataset
+from .errors import PrunelabError
+from .experiment import sensitivity as sensitivity_runs
+from .experiment.analysis import Answer, answer, split
+from .experiment.config import SweepConfig, validate
+from .experiment.point import keep, make_point
+from .experiment.rebuild import point_model
+from .experiment.runfolder import RunFolder
+from .experiment.spec import MethodSpec
+from .experiment.store import DENSE, Point
+from .experiment.sweep import Sweep
+from .experiment.workbench import Workbench, pick_device
+from .io.checkpoint import save_checkpoint
+from .io.formats import Exported, export_model, get_format
+from .models import ModelCard
+from .pruning import Pruned
+from .pruning.masks import check_sparsity
+from .training import History, TrainConfig, fit, input_statistics, new_model
+
+
+def train(model_name: str, data: str, data_root: str | None, download: bool, out: Path, cfg: TrainConfig,
+          device: str = "auto", on_step=None, on_epoch=None) -> tuple[ModelCard, History]:
+    """Train `model_name` from scratch on `data` and save the checkpoint into `out` (the training
+    state after every epoch too: the same call resumes). Under torchrun: one model with DDP."""
+    dataset = load_dataset(data, data_root, download)
+    # A model trained here is normalised with its training data's per-channel statistics,
+    # recorded in its card; the registry's defaults describe foreign checkpoints.
+    mean, std = input_statistics(dataset)
+    model = new_model(model_name, dataset, cfg)  # the initial weights too come from the recipe's seed
+    out.mkdir(parents=True, exist_ok=True)
+    history = fit(model, dataset, mean, std, cfg, pick_device(device), state_dir=out, distributed_data=True,
+                  on_step=on_step, on_epoch=on_epoch)
+    card = ModelCard(model=model_name, num_classes=len(dataset.classes), in_channels=dataset.train.x.shape[1],
+                     mean=mean, std=std, classes=dataset.classes, data=dataset.source, epochs=cfg.epochs,
+                     top1=history.test_top1, recipe=dataclasses.asdict(cfg))
+    if distributed.is_main():
+        save_checkpoint(out, model.cpu(), card)
+    return card, history
+
+
+def answers(points: list[Point], methods: tuple[str, ...], budget: float) -> dict[str, Answer]:
+    """Each swept method's answer: the largest level within `budget` points of dense."""
+    dense, curves = split(points)
+    return {m: answer(dense, curves[m], budget) for m in methods if m in curves}
+
+
+def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_epoch=None,
+          on_start: Callable[[int, int], None] | None = None) -> tuple[list[Point], dict[str, Answer]]:
+    """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share."""
+    run = Sweep(cfg, out)
+    try:
+        if on_start is not None:
+            on_start(len(run.mine()), len(run.mine()) - len(run.todo))
+        run.on_train_epoch = on_train_epoch
+        points = run.run(on_point)
+    finally:
+        run.store.close()
+    return points, answers(points, cfg.methods, budget)
+
+
+def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> dict:
+    """Prune each layer alone at every level (resumable); returns the profile (also in RUN)."""
+    run = Sweep(cfg, out)
+    try:
+        if on_start is not None:
+            on_start(len(sensitivity_runs.plan(run)))
+        return sensitivity_runs.run(run, on_point)
+    finally:
+        run.store.close()
+
+
+@dataclass(frozen=True)
+class Export:
+    """What `export` wrote: the file, and the pruned network it holds."""
+
+    exported: Exported
+    pruned: Pruned
+    level: float
+
+
+def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float, seed: int, fmt: str,
+           out: Path, input_size: int = 32) -> Export:
+    """Write one point's network to `out` in `fmt`, reload it and compare outputs.
+
+    From a swept `run` the point must be stored (retrained points come from the model the sweep
+    kept); from a checkpoint (`cfg`, with `run` None) the point is computed here, as a sweep would,
+    with the same settings (recovered methods need `cfg.data`; a chain steps through `cfg.levels`).
+    """
+    if (run is None) == (cfg is None):
+        raise PrunelabError("pass either a RUN folder or --checkpoint, not both or neither")
+    spec = MethodSpec.parse(method, allow_dense=True)
+    check_sparsity(level, "--level")
+    if run is not None:
+        pruned, card, shape = point_model(run, method, level, seed)
+    else:
+        pruned, card, shape = _compute(cfg, spec, level, seed, input_size)
+    channels = not spec.is_dense and spec.pruner.shrinks
+    exported = export_model(pruned.model, card, get_format(fmt, channels), out, shape)
+    return Export(exported, pruned, level)
+
+
+def _compute(cfg: SweepConfig, spec: MethodSpec, level: float, seed: int, input_size: int):
+    """A point computed from the checkpoint alone (data loaded only if the method needs it)."""
+    validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,)))
+    needs_data = not spec.from_checkpoint or (not spec.is_dense and spec.pruner.needs_calibration)
+    wb = Workbench(cfg, input_size=None if needs_data else input_size)
+    chain = [lv for lv in cfg.levels if lv < level] if spec.recovery.chained else []
+    with tempfile.TemporaryDirectory() as tmp:  # a chain's states, and retraining's, live here
+        folder = RunFolder(tmp)
+        for lv in [*chain, level]:
+            pruned = make_point(spec, lv, seed, wb, folder)
+            if spec.keeps_model:  # a channel chain's next level starts from this file
+                fmt = "structured" if pruned.structured is not None else "sparse"
+                keep(pruned.model, fmt, folder.point_file(spec, lv, seed, fmt), wb.card)
+    # The workbench's model is shared by its points: the result gets its own copy, in the memory
+    # format a file reloads into (retraining leaves it channels_last).
+    model = copy.deepcopy(pruned.model).cpu().eval().to(memory_format=torch.contiguous_format)
+    return Pruned(model, pruned.masks, pruned.structured), wb.card, wb.input_shape
+
+
+__all__ = ["DENSE", "Export", "answers", "export", "sensitivity", "sweep", "train"]

@@ -1,0 +1,34 @@
+"""Command line: the only package that parses argv and prints; its commands are thin over `api`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import distributed
+from ..errors import PrunelabError
+from .commands import cli
+from .out import answer_line
+
+__all__ = ["answer_line", "cli", "main"]
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        distributed.init_from_env()
+        cli.main(standalone_mode=False)
+    except PrunelabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted; results stored so far are kept, the same command resumes", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    finally:
+        distributed.shutdown()

@@ -1,0 +1,342 @@
+"""The commands: each parses its options once into config objects, calls `prunelab.api`, prints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from .. import __version__, api
+from ..config import resolve
+from ..errors import PrunelabError
+from ..experiment.config import SweepConfig
+from ..recovery import RecoveryConfig
+from ..training import TrainConfig
+from .options import options, values
+from .out import bar, echo_answers, say, write_report
+from .tensorboard import TensorBoard
+
+DATA = ("data", "data_root", "download")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="prunelab")
+def cli():
+    """prunelab: how much of a trained CNN can be pruned before accuracy suffers."""
+
+
+def config_option(f):
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                        help="TOML/JSON file of values; options given here override it.")(f)
+
+
+def sweep_config(checkpoint: str | None, config_file, given: dict) -> SweepConfig:
+    """The sweep's settings from defaults, the file, then the options given (resolved once)."""
+    return resolve(SweepConfig, config_file, checkpoint=checkpoint, **values(SweepConfig, given),
+                   recovery=values(RecoveryConfig, given))
+
+
+# ---------------------------------------------------------------- listings
+
+
+@cli.command()
+@click.option("--torchvision/--no-torchvision", "with_tv", default=False,
+              help="Also list every torchvision classifier.")
+def models(with_tv: bool):
+    """List the models prunelab can build."""
+    from ..models import model_info, model_names
+
+    for name in model_names(include_torchvision=with_tv):
+        info = model_info(name)
+        say(f"{name:28s} classifier={info.classifier:14s} {info.description}")
+
+
+@cli.command()
+def methods():
+    """List pruning methods and recoveries; a sweep method is '<method>[+<recovery>]'."""
+    from ..pruning import PRUNERS
+    from ..recovery import RECOVERIES, RETRAIN_MODES
+
+    # masks first, then fixed patterns, then channel removal; alphabetical within each
+    members = sorted(PRUNERS, key=lambda p: (p.shrinks, p.fixed_level is not None, p.name))
+    width = max(len(p.name) for p in members) + 1
+    say("methods:")
+    for p in members:
+        say(f"  {p.name:{width}s} {p.description}")
+    say("recoveries (append with '+', e.g. global+iter):")
+    for r in sorted(RECOVERIES, key=lambda r: (not r.one_shot, r.trains, r.chained, r.name)):
+        say(f"  {'+' + r.name:{width}s} {r.description}")
+    say("retraining (--retrain):")
+    for m in RETRAIN_MODES:
+        say(f"  {m.name:{width}s} {m.description}")
+
+
+# ---------------------------------------------------------------- train
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="Registry name, see 'prunelab models'.")
+@options(SweepConfig, only=DATA)
+@options(TrainConfig)
+@config_option
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for model.safetensors + model.json (resumes a run left there).")
+def train(model_name, config_file, device, out, **given):
+    """Train a model from scratch and save it (safetensors + JSON metadata)."""
+    cfg = resolve(TrainConfig, config_file, **values(TrainConfig, given))
+    data = resolve(SweepConfig, checkpoint="", **values(SweepConfig, given))
+    card = run_train(model_name, data, Path(out), cfg, device)
+    say(f"saved {model_name} ({card.top1:.2f}% test top-1 after {cfg.epochs} epochs) "
+        f"to {Path(out) / 'model.safetensors'}")
+
+
+def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, device: str, quiet=False):
+    """`api.train` with a progress bar, epoch lines and TensorBoard."""
+    from .. import distributed
+    from ..models import model_info
+
+    model_info(model_name)  # an unknown name is one line before any bar is drawn
+    steps = cfg.epochs * -(-len(_train_images(data)) // cfg.batch_size)
+    progress = bar(steps, f"train {model_name}", "step", quiet=quiet)
+    last, board = {}, TensorBoard(out, enabled=distributed.is_main())
+
+    def on_step(epoch, i, loss):
+        progress.update(1)
+        if i % 25 == 0:  # reading the loss waits for the device: not every step
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}",
+                                 test=f"{last.get('test_top1', 0):.1f}%")
+
+    def on_epoch(record):
+        last.update(record)
+        board.epoch(record)
+        if not quiet and distributed.is_main():
+            tqdm.write(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  "
+                       f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%")
+
+    try:
+        card, history = api.train(model_name, data.data, data.data_root, data.download, out, cfg, device,
+                                  on_step, on_epoch)
+    finally:
+        progress.close()
+        board.close()
+    if distributed.is_main():
+        import json
+
+        (out / "history.json").write_text(json.dumps(history.epochs, indent=2) + "\n")
+    return card
+
+
+def _train_images(data: SweepConfig):
+    from ..data import load_dataset
+
+    return load_dataset(data.data, data.data_root, data.download).train
+
+
+# ---------------------------------------------------------------- sweep and sensitivity
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@options(SweepConfig)
+@options(RecoveryConfig)
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the answer.")
+@config_option
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder; the same command again resumes what is missing.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write the report when the sweep is done.")
+def sweep(checkpoint, budget, config_file, out, report, **given):
+    """Prune a trained model at every level with every method, measure, store and answer."""
+    from .. import distributed
+
+    cfg = sweep_config(checkpoint, config_file, given)
+    answers = run_sweep(cfg, Path(out), budget)
+    echo_answers(answers)
+    if report and distributed.is_main():
+        write_report(Path(out), budget)
+
+
+def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
+    """`api.sweep` with a progress bar and TensorBoard; returns the answers."""
+    from .. import distributed
+
+    shown: dict = {}  # the bar and the board, made once the sweep is set up (its folder writable)
+
+    def on_start(total, done):
+        shown["bar"] = bar(total, "sweep", "point", initial=done, quiet=quiet)
+        shown["board"] = TensorBoard(out, enabled=distributed.is_main())
+
+    def on_point(p):
+        shown["board"].point(p)
+        shown["bar"].update(1)
+        shown["bar"].set_postfix(method=p.method, level=f"{p.target_sparsity:.2f}", top1=f"{p.top1:.1f}%")
+
+    def on_train_epoch(method, level, seed, record):
+        shown["board"].epoch(record, prefix=f"retrain/{method}/level{round(1000 * level):04d}/seed{seed}")
+
+    try:
+        _, answers = api.sweep(cfg, out, budget, on_point, on_train_epoch, on_start)
+    finally:
+        for thing in shown.values():
+            thing.close()
+    return answers
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@options(SweepConfig, only=(*DATA, "model", "prune_classifier", "batch_size", "device"))
+@click.option("--levels", default="0.2:1:0.2", show_default=True,
+              help="Sparsity levels for each layer alone, 'start:stop:step' or a list.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder; the same command again resumes what is missing.")
+def sensitivity(checkpoint, levels, out, **given):
+    """Prune each layer alone across levels: a curve per layer, and a profile for the
+    'sensitivity' method (sweep --methods sensitivity --sensitivity RUN)."""
+    from ..experiment.sensitivity import PREFIX, most_sensitive
+    from ..experiment.spec import parse_levels
+    from ..report.sensitivity import plot
+
+    cfg = resolve(SweepConfig, checkpoint=checkpoint, methods=(), levels=parse_levels(levels),
+                  **values(SweepConfig, given))
+    progress = None
+
+    def on_start(total):
+        nonlocal progress
+        progress = bar(total, "sensitivity", "point")
+
+    def on_point(p):
+        progress.update(1)
+        progress.set_postfix(layer=p.method.removeprefix(PREFIX), level=f"{p.target_sparsity:.2f}",
+                             top1=f"{p.top1:.1f}%")
+
+    try:
+        profile = api.sensitivity(cfg, Path(out), on_point, on_start)
+    finally:
+        if progress is not None:
+            progress.close()
+    files = plot(profile, out)
+    say("most sensitive (lowest mean top-1 over the levels): "
+        + ", ".join(f"{n} ({top1:.1f}%)" for n, top1 in most_sensitive(profile)))
+    say(f"profile: {Path(out) / 'sensitivity.json'}; plot: {files[0]}")
+
+
+# ---------------------------------------------------------------- report, retime, export
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the answer.")
+@click.option("--gif/--no-gif", default=True, show_default=True, help="Write the pruning animation.")
+def report(run, budget, gif):
+    """Write results.csv, report.md, plots and the animation from a run's stored results."""
+    rep = write_report(Path(run), budget, gif)
+    echo_answers(rep.answers)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--runtime", help="What runs the forwards: torch or onnxruntime "
+                                "[default: the sweep's, else torch].")
+@click.option("--threads", type=int, help="CPU threads [default: the sweep's, else 1].")
+@click.option("--device", default="cpu", show_default=True, help="Where eager models run: cpu or cuda.")
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Accuracy budget in top-1 points for the rewritten report.")
+def retime(run, runtime, threads, device, budget):
+    """Time every point of a run again, side by side, and rewrite the report.
+
+    A sweep times each point when it finishes, minutes or hours apart, under whatever else the
+    machine does; here every model runs in turn within each round (batch 1: 30 rounds, batch 64:
+    7), so load falls on all alike and the ratios to dense can be trusted.
+    """
+    from ..experiment.retime import retime as retime_points
+    from ..experiment.store import Store
+
+    store = Store.open(run)
+    config = store.meta("config") or {}
+    store.close()
+    runtime = runtime or config.get("runtime") or "torch"
+    threads = threads if threads is not None else config.get("threads") or 1
+    points = retime_points(run, runtime, threads, device)
+    dense = next((p for p in points if p.method == "dense"), points[0])
+    say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")
+    width = max(len(p.method) for p in points)
+    for p in points:
+        say(f"  {p.method:{width}s} {100 * p.target_sparsity:5.1f}% seed {p.seed}  "
+            f"b1 {1e3 * p.latency_b1:8.2f} ({dense.latency_b1 / p.latency_b1:.2f}x)  "
+            f"b64 {1e3 * p.latency_b64:8.2f} ({dense.latency_b64 / p.latency_b64:.2f}x)")
+    if len(points) > 1:  # a report needs a pruned point
+        write_report(Path(run), budget)
+
+
+@cli.command()
+@click.argument("run", required=False, type=click.Path(file_okay=False))
+@click.option("--checkpoint", type=click.Path(), help="Prune this checkpoint instead of a swept RUN's.")
+@click.option("--method", required=True, help="The method, e.g. global, nm-2:4, channels-layerwise, "
+                                               "global+ft; 'dense' for none.")
+@click.option("--level", type=float, required=True, help="Sparsity level (RUN: one that was swept).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of stochastic methods.")
+@click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured or onnx.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write.")
+@click.option("--input-size", type=int, default=32, show_default=True,
+              help="--checkpoint: image height = width for tracing and ONNX (methods that read no data).")
+@options(SweepConfig, skip=("methods", "seeds", "latency", "threads", "runtime", "file_size"))
+@options(RecoveryConfig)
+@config_option
+def export(run, checkpoint, method, level, seed, fmt, out, input_size, config_file, **given):
+    """Write a pruned model so its savings are real: compact sparse, structured or ONNX.
+
+    RUN is a sweep's folder; the level must be one it swept (retrained points come from the model
+    the sweep kept). Or pass --checkpoint to compute the point from a checkpoint, with the same
+    options a sweep takes. The file is reloaded and its outputs compared with the pruned model.
+    """
+    settings = [k for k, v in given.items() if v is not None] + (["--config"] if config_file else [])
+    if run is not None and settings:
+        raise PrunelabError(f"--{settings[0].replace('_', '-')} is for --checkpoint; a RUN's points carry "
+                            f"the settings they were swept with")
+    cfg = sweep_config(checkpoint, config_file, given) if checkpoint is not None else None
+    done = api.export(Path(run) if run else None, cfg, method, level, seed, fmt, Path(out), input_size)
+    say(export_line(done, fmt))
+
+
+def export_line(done, fmt: str) -> str:
+    e, structured = done.exported, done.pruned.structured
+    line = f"wrote {e.path} ({fmt}, {e.bytes:,} bytes, measured)"
+    if e.floor is not None:
+        line += (f"; floor {e.floor.global_:,.0f} bytes (theory: nonzeros x value bits + mask entropy), "
+                 f"file/floor {e.bytes / e.floor.global_:.2f}")
+    if structured is not None:
+        line += (f"; removed {100 * structured.achieved:.1f}% of prunable weights "
+                 f"(requested {100 * done.level:.1f}%)")
+    check = "onnxruntime vs PyTorch" if fmt == "onnx" else "reloaded vs pruned model"
+    exact = " (bit-exact)" if e.max_abs_diff == 0 else ""
+    return f"{line}; {check}: max |logit diff| {e.max_abs_diff:.3g}{exact}"
+
+
+# ---------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
+              help="Run folder.")
+@click.option("--epochs", type=int, default=20, show_default=True, help="Training epochs.")
+def demo(out, epochs):
+    """Offline, embedded: train a small CNN on scikit-learn's digits, sweep, report."""
+    start = time.perf_counter()
+    out = Path(out)
+    model_dir = out / "model"
+    if (model_dir / "model.safetensors").exists():
+        say(f"using the model already trained in {model_dir}")
+    else:
+        data = resolve(SweepConfig, checkpoint="", data="digits")
+        recipe = resolve(TrainConfig, epochs=epochs, lr=0.05, batch_size=64)
+        card = run_train("smallcnn", data, model_dir, recipe, "cpu")
+        say(f"trained smallcnn on digits: {card.top1:.2f}% test top-1")
+    cfg = resolve(SweepConfig, checkpoint=str(model_dir), data="digits", seeds=(0, 1, 2), device="cpu")
+    echo_answers(run_sweep(cfg, out, budget=1.0))
+    write_report(out, 1.0)
+    say(f"done in {time.perf_counter() - start:.0f} s")

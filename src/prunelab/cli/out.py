@@ -1,0 +1,53 @@
+"""What the command line shows: one-process printing, progress bars, answer lines, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from .. import distributed
+from .tensorboard import TensorBoard
+
+
+def say(*args, **kwargs) -> None:
+    """Print, once: under torchrun only the first process speaks."""
+    if distributed.is_main():
+        click.echo(*args, **kwargs)
+
+
+def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False) -> tqdm:
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False,
+                disable=quiet or not distributed.is_main())
+
+
+def answer_line(a, width: int = 0) -> str:
+    """One method's answer in one line; the counted share too where it reads differently from the
+    swept level (channel methods reach a level only as closely as whole channels allow)."""
+    measured = f"{100 * a.measured_sparsity:.1f}%"
+    counted = "" if measured == f"{100 * a.sparsity:.1f}%" else f"{measured} counted; "
+    return (f"{a.method:{width}s} {100 * a.sparsity:5.1f}% of prunable weights can go "
+            f"({counted}95% CI {100 * a.ci_low:.0f}-{100 * a.ci_high:.0f}%): top-1 {a.top1:.2f}% "
+            f"vs dense {a.dense_top1:.2f}% (budget {a.budget:g} pt)")
+
+
+def echo_answers(answers) -> None:
+    width = max((len(m) for m in answers), default=0)
+    for a in answers.values():
+        say(answer_line(a, width))
+
+
+def write_report(run: Path, budget: float, gif: bool = True):
+    """The report of a run, its curve in TensorBoard too; says where it is."""
+    from ..experiment.store import Store
+    from ..report import write_report as write
+
+    rep = write(run, budget=budget, gif=gif)
+    store = Store.open(run)
+    board = TensorBoard(run)
+    board.curve(rep.files["plot_png"], store.points())
+    board.close()
+    store.close()
+    say(f"report: {rep.files['markdown']}")
+    return rep

@@ -1,0 +1,72 @@
+"""The sweep's settings: resolved once (defaults <- file <- command line), validated here, saved
+with the results. Each field carries its command-line help: a default lives in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import setting
+from ..errors import PrunelabError
+from ..measure import RUNTIMES, check_runtime, check_threads
+from ..pruning.masks import check_sparsity
+from ..recovery import RecoveryConfig, train_config
+from .spec import CLASSIC_LEVELS, MethodSpec, parse_levels
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything a sweep depends on; resolved once and saved in the run folder."""
+
+    checkpoint: str = setting(help="the trained network", cli=False)
+    data: str = setting("digits", "'digits' (embedded), 'cifar10' (torchvision, with --data-root) or a "
+                        "path to a CIFAR-10 .npz (uint8 or JPEG layout).")
+    model: str | None = setting(None, "Registry name; needed for plain .th/.pt state dicts.")
+    train_data: str | None = setting(None, "Recovery: retrain on this dataset's training images instead of "
+                                     "--data's (where --data's file records its images' original positions, "
+                                     "its exact pixels replace their copies here).")
+    data_root: str | None = setting(None, "Folder holding cifar-10-batches-py (for --data cifar10).")
+    download: bool = setting(False, "Download CIFAR-10 into --data-root if it is missing (needs network).")
+    methods: tuple[str, ...] = setting(("layerwise", "global", "random"),
+                                       "Comma list of '<method>[+<recovery>]' (see 'prunelab methods').")
+    levels: tuple[float, ...] = setting(CLASSIC_LEVELS, "Sparsity levels: 'start:stop:step', 'geometric:P:K' "
+                                        "(K rounds removing a fraction P of what is left) or a list.",
+                                        parse=parse_levels, shown="0:1:0.05")
+    seeds: tuple[int, ...] = setting((0,), "Comma list of seeds for methods whose results depend on one "
+                                     "(random, and every retraining); the others run once.")
+    recovery: RecoveryConfig = setting(factory=RecoveryConfig, cli=False)  # its fields: options of their own
+    prune_classifier: bool = setting(False, "Also prune the classifier (the classic study's setting).")
+    layer_cap: float | None = setting(None, "Largest fraction any one layer (channel methods: group) may "
+                                      "lose.")
+    sensitivity: str | None = setting(None, "Profile for the sensitivity method: a 'prunelab sensitivity' "
+                                      "run folder.")
+    round_to: int | None = setting(None, "Channel methods: keep channel counts at multiples of this.")
+    latency: bool = setting(False, "Also measure latency at batch 1 and 64 for every point.")
+    threads: int = setting(1, "CPU threads for --latency.")
+    runtime: str = setting("torch", "What runs the --latency forwards: eager PyTorch, or onnxruntime on "
+                           "the exported ONNX.", choices=lambda: RUNTIMES.names())
+    file_size: bool = setting(False, "Also write every one-shot mask point's sparse file to measure its "
+                              "size (retrained and channel points always have theirs).")
+    batch_size: int = setting(500, "Evaluation batch size.")
+    device: str = setting("auto", "auto, cpu or cuda.")
+
+    def method_specs(self) -> list[MethodSpec]:
+        return [MethodSpec.parse(m) for m in self.methods]
+
+
+def validate(cfg: SweepConfig) -> list[MethodSpec]:
+    """Refuse, in one line and before any work, what cannot run; returns the parsed methods."""
+    methods = cfg.method_specs()
+    if any(m.pruner.needs_profile for m in methods) and not cfg.sensitivity:
+        raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
+                            "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
+    train_config(cfg.recovery, 0)  # validates the retraining settings
+    for level in cfg.levels:
+        check_sparsity(level, "level")
+    if cfg.layer_cap is not None:
+        check_sparsity(cfg.layer_cap, "layer cap")
+    if cfg.round_to is not None and (isinstance(cfg.round_to, bool) or not isinstance(cfg.round_to, int)
+                                     or cfg.round_to < 1):
+        raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
+    check_threads(cfg.threads)
+    check_runtime(cfg.runtime)
+    return methods

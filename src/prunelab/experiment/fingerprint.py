@@ -1,0 +1,47 @@
+"""What fixes a run's numbers: a store written under another fingerprint is refused, never mixed.
+Settings added after stores were first written enter only when set, so those stores still resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+
+from ..io.checkpoint import weights_digest
+from ..recovery import RecoveryConfig
+from .workbench import Workbench
+
+
+def _digest(*tensors) -> str:
+    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
+
+
+def recovery_fingerprint(rc: RecoveryConfig) -> dict:
+    """The retraining settings that fix results; distillation's only when it is on (stores
+    written before it existed still resume)."""
+    fields = asdict(rc)
+    if rc.distill == 0:
+        del fields["distill"], fields["temperature"]
+    return fields
+
+
+def fingerprint(wb: Workbench) -> dict:
+    """The checkpoint's and data's hashes and every setting that changes a point's numbers."""
+    cfg, test = wb.cfg, wb.data.test
+    out = {
+        "model": wb.card.model,
+        "weights_sha256": weights_digest(cfg.checkpoint),
+        "data": wb.data.name,
+        "test_images": len(test),
+        "test_sha256": _digest(test.x, test.y),
+        "prune_classifier": cfg.prune_classifier,
+        "layer_cap": cfg.layer_cap,
+        "recovery": recovery_fingerprint(cfg.recovery),
+        "sensitivity_sha256": hashlib.sha256(json.dumps(wb.profile, sort_keys=True).encode()).hexdigest()
+        if wb.profile else None,
+    }
+    if cfg.train_data is not None:  # only when set, as round_to
+        out["train_sha256"] = _digest(wb.train.train.x, wb.train.train.y)
+    if cfg.round_to is not None:
+        out["round_to"] = cfg.round_to
+    return out

@@ -1,0 +1,98 @@
+"""One point: prune and recover (`make_point`), then measure (`measure`): the unit a sweep, a
+sensitivity profile and an export all compute."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from torch import nn
+
+from ..io.formats.sparse import save_sparse
+from ..io.formats.structured import save_structured, structured_bytes
+from ..measure import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
+from ..pruning import Pruned
+from .runfolder import RunFolder
+from .spec import MethodSpec
+from .store import Point
+from .workbench import Workbench
+
+LATENCY_RUNS = ((1, 5, 30), (64, 2, 7))  # (batch, warm-up forwards, timed forwards): medians of 30 and 7
+
+
+def make_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder) -> Pruned:
+    """The network of the point (method, level, seed): pruned by the method's pruner and recovered
+    by its recovery, starting from the trained weights (an iterative chain: from its last level)."""
+    if method.is_dense:
+        return Pruned(wb.bench.fresh())
+    return method.recovery.apply(method.pruner, level, seed, wb.bench, folder.files(method, level, seed))
+
+
+def run_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder) -> Point:
+    """Compute and measure one point."""
+    start = time.perf_counter()
+    pruned = make_point(method, level, seed, wb, folder)
+    return measure(pruned, method, level, seed, wb, folder, start)
+
+
+def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder,
+            start: float) -> Point:
+    """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`."""
+    cfg, model = wb.cfg, pruned.model
+    x, y = wb.test
+    ev = evaluate(model, x, y, cfg.batch_size)
+    if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
+        counted = macs(model, wb.input_shape)
+        layers = pruned.structured.layers
+        prunable = sum(n for _, n in layers.values())
+        nonzero = prunable - sum(r for r, _ in layers.values())
+        sparsity, effective, sparse = pruned.structured.achieved, float(counted.total), dense_bytes(model)
+    else:
+        counted = wb.dense_macs
+        counts = count(model, wb.prunable)
+        layers, sparsity = counts.per_layer, counts.sparsity
+        nonzero, prunable = counts.nonzero, counts.prunable
+        effective, sparse = counted.effective(weight_density(counts)), sparse_bytes(model, counts)
+    file_format = "structured" if pruned.structured is not None else "sparse"
+    file_bytes = _file_bytes(model, method, level, seed, wb, folder, file_format)
+    return Point(
+        method=method.text, target_sparsity=level, seed=seed, sparsity=sparsity, nonzero_params=nonzero,
+        prunable_params=prunable, total_params=sum(p.numel() for p in model.parameters()),
+        correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
+        dense_bytes=dense_bytes(model), sparse_bytes=sparse, seconds=time.perf_counter() - start,
+        layers=layers, hits=ev.hits, macs=counted.total, effective_macs=effective, file_bytes=file_bytes,
+        file_format=file_format if file_bytes is not None else None, **_latency(model, wb))
+
+
+def _file_bytes(model: nn.Module, method: MethodSpec, level: float, seed: int, wb: Workbench,
+                folder: RunFolder, file_format: str) -> int | None:
+    """Bytes of the point's exported file, measured where that is cheapest: a kept model's file
+    is written anyway; a structured file's bytes are known without writing it; a one-shot mask
+    point's compressed file is written (to a temporary folder) only if the sweep asks."""
+    if method.keeps_model:
+        return keep(model, file_format, folder.point_file(method, level, seed, file_format), wb.card)
+    if file_format == "structured":
+        return structured_bytes(model, wb.card)
+    if not wb.cfg.file_size:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return save_sparse(Path(tmp) / "point.sparse", model, wb.card)
+
+
+def keep(model: nn.Module, file_format: str, path: Path, card) -> int:
+    """Write a point's model where its run folder keeps it; returns the file's bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return (save_structured if file_format == "structured" else save_sparse)(path, model, card)
+
+
+def _latency(model: nn.Module, wb: Workbench) -> dict:
+    cfg = wb.cfg
+    if not cfg.latency:
+        return {}
+    timing = {}
+    for batch, warmup, repeats in LATENCY_RUNS:
+        t = latency(model, wb.input_shape, batch, cfg.threads, warmup, repeats, cfg.runtime)
+        timing[f"latency_b{batch}"] = t.median
+    timing["latency_threads"], timing["latency_runtime"] = t.threads, t.runtime
+    return timing

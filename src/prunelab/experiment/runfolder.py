@@ -1,0 +1,55 @@
+"""The run folder's layout: every file name of a run comes from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..recovery import PointFiles
+from .spec import MethodSpec
+from .store import STORE_FILE, level_key
+
+CONFIG_FILE = "config.json"
+REPORT_DIR = "report"
+PROFILE_FILE = "sensitivity.json"
+FORMAT_SUFFIX = {"sparse": "sparse", "structured": "safetensors"}
+
+
+class RunFolder:
+    """RUN/results.sqlite, config.json, models/ (kept models), partial/ (training states of points
+    in flight), chains/ (mask chains' states), report/."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def store(self) -> Path:
+        return self.root / STORE_FILE
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @staticmethod
+    def slug(method: MethodSpec) -> str:
+        """A method's folder name: 'global_iter' for global+iter (as since the first prunelab)."""
+        return method.text.replace("+", "_")
+
+    def point_file(self, method: MethodSpec, level: float, seed: int, file_format: str) -> Path:
+        """A kept model: RUN/models/<slug>-seed<k>/<ppm>.<sparse|safetensors>."""
+        return (self.root / "models" / f"{self.slug(method)}-seed{seed}"
+                / f"{level_key(level):07d}.{FORMAT_SUFFIX[file_format]}")
+
+    def partial_dir(self, method: MethodSpec, level: float, seed: int) -> Path:
+        """A point being retrained keeps its training state here after every epoch, until stored."""
+        return self.root / "partial" / f"{self.slug(method)}-seed{seed}" / f"{level_key(level):07d}"
+
+    def chain_state(self, method: MethodSpec, seed: int, level: float) -> Path:
+        """A mask chain's retrained state (weights and masks) at one level."""
+        folder = self.root / "chains" / f"{self.slug(method)}-seed{seed}"
+        return folder / f"{level_key(level):07d}.safetensors"
+
+    def files(self, method: MethodSpec, level: float, seed: int) -> PointFiles:
+        """Where the point (method, level, seed) keeps what a recovery writes."""
+        return PointFiles(partial=self.partial_dir(method, level, seed),
+                          chain=lambda lv: self.chain_state(method, seed, lv),
+                          kept=lambda lv, fmt: self.point_file(method, lv, seed, fmt))

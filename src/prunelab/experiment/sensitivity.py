@@ -1,0 +1,73 @@
+"""Layer sensitivity: prune each layer alone across levels; the profile guides per-layer ratios."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import torch
+
+from ..pruning import PRUNERS, MaskPruner, PruneContext
+from ..pruning.masks import Masks
+from ..recovery import RECOVERIES
+from .point import run_point
+from .runfolder import PROFILE_FILE
+from .spec import MethodSpec
+from .store import DENSE, Point, level_key
+from .sweep import Sweep
+
+PREFIX = "layer:"  # stored method name of a one-layer point: "layer:<parameter name>"
+
+
+class OneLayer(MaskPruner):
+    """Prunes one layer alone, by lowest |w| (as `layerwise` does every layer)."""
+
+    def __init__(self, layer: str):
+        self.layer, self.name = layer, PREFIX + layer
+        self.description = f"lowest |w| of {layer} only"
+
+    def weights(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
+        return {self.layer: ctx.prunable(model)[self.layer].detach()}
+
+    def masks(self, weights: dict[str, torch.Tensor], level: float, ctx: PruneContext) -> Masks:
+        return PRUNERS.get("layerwise").masks(weights, level, ctx)
+
+
+def layer_method(layer: str) -> MethodSpec:
+    return MethodSpec(PREFIX + layer, OneLayer(layer), RECOVERIES.get("none"))
+
+
+def plan(sweep: Sweep) -> list[tuple[str, float]]:
+    """(layer, level) pairs still missing from the store, in network order."""
+    done = sweep.store.keys()
+    return [(layer, lv) for layer in sweep.workbench.prunable for lv in sweep.cfg.levels
+            if (PREFIX + layer, level_key(lv), 0) not in done]
+
+
+def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None) -> dict:
+    """Compute every missing one-layer point (resumable), then write and return the profile."""
+    if (DENSE, 0, 0) not in sweep.store.keys():
+        sweep.store.add(sweep.point(DENSE, 0.0, 0))
+    for layer, level in plan(sweep):
+        point = run_point(layer_method(layer), level, 0, sweep.workbench, sweep.folder)
+        sweep.store.add(point)
+        if on_point is not None:
+            on_point(point)
+    points = sweep.store.points()
+    dense = next(p for p in points if p.method == DENSE)
+    layers: dict[str, list] = {}
+    for p in points:
+        if p.method.startswith(PREFIX):
+            layers.setdefault(p.method[len(PREFIX):], []).append([p.target_sparsity, p.top1])
+    prunable = sweep.workbench.prunable
+    profile = {"model": sweep.workbench.card.model, "dense_top1": dense.top1, "test_images": dense.n_images,
+               "prune_classifier": sweep.cfg.prune_classifier,
+               "layers": {n: sorted(layers[n]) for n in prunable if n in layers}}
+    (sweep.folder.root / PROFILE_FILE).write_text(json.dumps(profile, indent=1) + "\n")
+    return profile
+
+
+def most_sensitive(profile: dict, n: int = 3) -> list[tuple[str, float]]:
+    """The `n` layers of lowest mean top-1 over the levels (the first to protect)."""
+    mean_top1 = {name: sum(acc for _, acc in curve) / len(curve) for name, curve in profile["layers"].items()}
+    return sorted(mean_top1.items(), key=lambda item: item[1])[:n]

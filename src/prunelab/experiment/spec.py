@@ -1,0 +1,94 @@
+"""Specs parsed once at the edge: a method is '<pruner>[+<recovery>]', levels are a grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import PrunelabError
+from ..pruning import PRUNERS, Pruner
+from ..pruning.masks import check_sparsity
+from ..pruning.schedules import geometric
+from ..recovery import RECOVERIES, Recovery
+from .store import DENSE
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A sweep method, resolved: the pruner (None for the dense baseline) and the recovery.
+
+    Attributes:
+        text: as stored and shown ('global+iter'; 'dense' for the baseline).
+    """
+
+    text: str
+    pruner: Pruner | None
+    recovery: Recovery
+
+    @classmethod
+    def parse(cls, text: str, allow_dense: bool = False) -> MethodSpec:
+        """'global+iter' -> the global pruner and the iterative recovery, or a one-line error
+        (unknown names with suggestions, or a recovery that cannot follow that pruner)."""
+        if allow_dense and text == DENSE:
+            return cls(DENSE, None, RECOVERIES.get("none"))
+        name, _, recovery_name = text.partition("+")
+        pruner = PRUNERS.get(name)
+        recovery = RECOVERIES.get(recovery_name or "none")
+        reason = recovery.refusal(pruner)
+        if reason:
+            raise PrunelabError(reason)
+        return cls(text, pruner, recovery)
+
+    @property
+    def is_dense(self) -> bool:
+        return self.pruner is None
+
+    @property
+    def seeded(self) -> bool:
+        """Its results depend on the seed: a random criterion, or retraining."""
+        return not self.is_dense and (self.pruner.stochastic or self.recovery.trains)
+
+    @property
+    def keeps_model(self) -> bool:
+        """Its model must be kept in the run folder: it cannot be rebuilt by pruning the checkpoint."""
+        return not self.is_dense and self.recovery.keeps_model(self.pruner)
+
+    @property
+    def from_checkpoint(self) -> bool:
+        """Its model is the checkpoint pruned again: the dense baseline, and one-shot pruners that
+        leave the weights they keep alone. Else it is a kept file or a chain's state."""
+        return self.is_dense or not (self.recovery.trains or self.recovery.chained or self.keeps_model)
+
+    def levels(self, grid: tuple[float, ...]) -> tuple[float, ...]:
+        return (0.0,) if self.is_dense else self.pruner.levels(grid)
+
+
+def parse_levels(text: str) -> tuple[float, ...]:
+    """Parse sparsity levels: 'start:stop:step' (both ends included), 'geometric:P:K' (K rounds
+    that each remove a fraction P of the remaining weights, for iterative pruning) or a comma list.
+
+    Example: '0:1:0.05' -> (0.0, 0.05, ..., 1.0), the classic grid of 21 levels;
+    'geometric:0.2:3' -> (0.2, 0.36, 0.488).
+    """
+    try:
+        if text.startswith("geometric:"):
+            _, fraction, rounds = text.split(":")
+            values = list(geometric(int(rounds), check_sparsity(float(fraction), "fraction per round")))
+        elif ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            n = round((stop - start) / step)
+            values = [round(start + i * step, 6) for i in range(n + 1)]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise PrunelabError(f"levels '{text}' are not 'start:stop:step', 'geometric:P:K' or a comma "
+                            f"list of numbers, e.g. 0:1:0.05, geometric:0.2:10 or 0,0.5,0.9") from None
+    if not values:
+        raise PrunelabError("no sparsity levels given; e.g. --levels 0:1:0.05")
+    for v in values:
+        check_sparsity(v, f"level {v} in --levels '{text}'")
+    return tuple(sorted(set(values)))
+
+
+CLASSIC_LEVELS = parse_levels("0:1:0.05")

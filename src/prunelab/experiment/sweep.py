@@ -1,0 +1,117 @@
+"""The sweep: every (method, level, seed) is computed by `run_point`, stored as it finishes, and
+the same sweep run again computes only what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import distributed
+from .config import SweepConfig, validate
+from .fingerprint import fingerprint
+from .point import run_point
+from .runfolder import RunFolder
+from .spec import MethodSpec
+from .store import DENSE, Point, Store, level_key
+from .workbench import Workbench
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """One point of a sweep: a parsed method, a level, a seed."""
+
+    method: MethodSpec
+    level: float
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.method.text, level_key(self.level), self.seed)
+
+
+def plan(methods: list[MethodSpec], levels: tuple[float, ...], seeds: tuple[int, ...]) -> list[PointSpec]:
+    """The dense baseline first, then method x level x seed (one seed for methods no seed changes)."""
+    points = [PointSpec(MethodSpec.parse(DENSE, allow_dense=True), 0.0, 0)]
+    for m in methods:
+        points += [PointSpec(m, lv, s) for s in (seeds if m.seeded else (0,)) for lv in m.levels(levels)]
+    return points
+
+
+def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
+    """This process's share under torchrun: every point of an iterative chain goes to one process
+    (they depend on each other), other points round-robin."""
+    chains: dict[tuple[str, int], int] = {}
+    out = []
+    for i, p in enumerate(points):
+        if p.method.recovery.chained:
+            owner = chains.setdefault((p.method.text, p.seed), len(chains)) % ranks
+        else:
+            owner = i % ranks
+        if owner == me:
+            out.append(p)
+    return out
+
+
+class Sweep:
+    """A prepared sweep: the workbench and the store opened, the points still to compute in `todo`."""
+
+    def __init__(self, cfg: SweepConfig, out: str | Path):
+        self.methods = validate(cfg)
+        self.cfg, self.folder = cfg, RunFolder(out)
+        self.workbench = Workbench(cfg)
+        self.fingerprint = fingerprint(self.workbench)
+        self.store = self._open_store()
+        # Called as (method, level, seed, epoch record) after every retraining epoch.
+        self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
+        done = self.store.keys()
+        self.todo = [p for p in self.mine() if p.key not in done]
+
+    def _open_store(self) -> Store:
+        wb, out = self.workbench, self.folder.root
+        config = {**asdict(self.cfg), "resolved_model": wb.card.model, "classes": list(wb.data.classes),
+                  "checkpoint_from_run": os.path.relpath(Path(self.cfg.checkpoint).resolve(), out.resolve()),
+                  "prunable": wb.prunable, "device": str(wb.device), "input_shape": list(wb.input_shape)}
+        if distributed.is_main():  # under torchrun the first process creates the store, then the rest open it
+            store = Store.create(out, self.fingerprint, config)
+            self.folder.config.write_text(json.dumps(config, indent=2) + "\n")
+        distributed.barrier()
+        return store if distributed.is_main() else Store.create(out, self.fingerprint, config)
+
+    def mine(self) -> list[PointSpec]:
+        """This process's points of the whole plan."""
+        return share(plan(self.methods, self.cfg.levels, self.cfg.seeds), distributed.world_size(),
+                     distributed.rank())
+
+    def point(self, method: str | MethodSpec, level: float, seed: int) -> Point:
+        """Compute (not store) one point; `method` as text ('global+iter', 'dense') or parsed."""
+        if isinstance(method, str):
+            method = MethodSpec.parse(method, allow_dense=True)
+        hook = self.on_train_epoch
+        self.workbench.on_epoch = (lambda record: hook(method.text, level, seed, record)) if hook else None
+        return run_point(method, level, seed, self.workbench, self.folder)
+
+    def run(self, on_point: Callable[[Point], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> list[Point]:
+        """Compute every missing point, storing each as it finishes; returns all stored points.
+
+        `should_stop` is asked before each point: True ends the loop there (what is left stays
+        missing, and the same sweep run again computes it)."""
+        for p in list(self.todo):
+            if should_stop is not None and should_stop():
+                break
+            point = self.point(p.method, p.level, p.seed)
+            self.store.add(point)
+            self.todo.remove(p)
+            shutil.rmtree(self.folder.partial_dir(p.method, p.level, p.seed), ignore_errors=True)
+            if on_point is not None:
+                on_point(point)
+        distributed.barrier()  # under torchrun: every process's points are stored
+        return self.store.points()
+
+    @property
+    def dense_state(self) -> dict:
+        return self.workbench.dense_state

@@ -1,0 +1,126 @@
+"""Export formats, one per file: each writes a pruned model so its savings are real and can be read
+back; `export_model` writes, reloads the way a user would, and compares outputs."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...errors import PrunelabError
+from ...models import ModelCard
+from ...registry import Registry
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Information floor of a masked model's weights, bytes (theory).
+
+    Attributes:
+        global_: nonzeros x value bits + n x H(density) for the mask (one density for all masked
+            weights), + every other tensor at value bits: the issue's floor.
+        per_layer: the same with each layer's own density (a tighter floor for layer-varying
+            masks, sum n_l H(p_l) <= n H(p)).
+    """
+
+    global_: float
+    per_layer: float
+
+
+class Format(ABC):
+    """How a pruned model is written to disk.
+
+    Attributes:
+        name: the `--format` value.
+        description: one line for listings.
+        channels: True if only for channel-pruned (smaller) models, False if only for models of
+            the registry's shapes (masked), None for both.
+    """
+
+    name: str
+    description: str
+    channels: bool | None = None
+
+    def accepts(self, channels: bool) -> None:
+        """Refuse, in one line, a model this format cannot hold."""
+        if self.channels is not None and self.channels != channels:
+            raise PrunelabError(self.refusal)
+
+    refusal = ""
+
+    @abstractmethod
+    def write(self, path: Path, model: nn.Module, card: ModelCard, input_shape: tuple[int, ...]) -> int:
+        """Write `model` (inputs of `input_shape`, (C, H, W)) to `path`; returns the file's bytes."""
+
+    @abstractmethod
+    def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
+        """The model a file holds (eval mode) and its card."""
+
+    def reload_diff(self, path: Path, model: nn.Module, x: torch.Tensor) -> float:
+        """Max |logits of the file read back - logits of `model`| on `x` (0.0: bit-exact)."""
+        back, _ = self.read(path)
+        with torch.inference_mode():
+            return float((back(x) - model(x)).abs().max())
+
+    def floor(self, model: nn.Module) -> Floor | None:
+        """The information floor of what this format stores, if it has one."""
+        return None
+
+
+FORMATS: Registry[Format] = Registry("format", "prunelab.io.formats")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export_model` wrote and how well the file reproduces the model.
+
+    Attributes:
+        path: the file.
+        format: its format's name.
+        bytes: its size on disk, measured.
+        max_abs_diff: max |logits of the reloaded file - logits of the model| on random inputs
+            (onnxruntime for ONNX); 0.0 means bit-exact.
+        floor: the information floor of the weights (sparse formats only), bytes.
+    """
+
+    path: Path
+    format: str
+    bytes: int
+    max_abs_diff: float
+    floor: Floor | None
+
+
+def get_format(name: str, channels: bool) -> Format:
+    """The format called `name`, refusing one that cannot hold a (channel-pruned or masked) model."""
+    fmt = FORMATS.get(name)
+    fmt.accepts(channels)
+    return fmt
+
+
+def export_model(model: nn.Module, card: ModelCard, fmt: Format, out: str | os.PathLike,
+                 input_shape: tuple[int, ...], n_check: int = 8) -> Exported:
+    """Write `model` in `fmt`, reload it the way a user would, and compare outputs.
+
+    Args:
+        model: the pruned model (masked registry shapes, or channel-pruned).
+        card: what rebuilds and describes it.
+        fmt: the format (`get_format`).
+        out: file to write.
+        input_shape: (C, H, W) of one image.
+        n_check: random images for the output comparison.
+    """
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise PrunelabError(f"cannot write {out}: folder {out.parent} does not exist")
+    model = model.eval().cpu()
+    x = torch.randn((n_check, *input_shape), generator=torch.Generator().manual_seed(0))
+    try:
+        size = fmt.write(out, model, card, input_shape)
+        diff = fmt.reload_diff(out, model, x)
+    except OSError as exc:
+        raise PrunelabError(f"cannot write {out}: {exc}") from None
+    return Exported(out, fmt.name, size, diff, fmt.floor(model))

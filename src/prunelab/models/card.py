@@ -1,0 +1,69 @@
+"""The model card: what a checkpoint or an exported file says about the network it holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .. import __version__
+from ..errors import PrunelabError
+from .registry import ModelInfo, model_info
+
+REF_KEYS = ("model", "num_classes", "in_channels", "mean", "std", "classes")  # what rebuilds and feeds it
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything known about one network: enough to rebuild, normalise and describe it.
+
+    Attributes:
+        model: registry name; `info` is what that architecture declares (classifier, stem).
+        num_classes, in_channels: classifier outputs and image channels.
+        mean, std: input normalisation, per channel, in [0, 1] pixel units.
+        classes: class names, if known.
+        data, epochs, top1, recipe: how it was trained (top-1 in percent, on `data`'s test split).
+        source: the file its weights were read from.
+    """
+
+    model: str
+    num_classes: int
+    in_channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...] | None = None
+    data: str | None = None
+    epochs: int | None = None
+    top1: float | None = None
+    recipe: dict = field(default_factory=dict)
+    source: str | None = None
+    prunelab_version: str = __version__
+
+    @property
+    def info(self) -> ModelInfo:
+        return model_info(self.model)
+
+    def with_source(self, source: str) -> ModelCard:
+        return replace(self, source=self.source or source)
+
+    def to_json(self) -> dict:
+        """Every field (a checkpoint's model.json)."""
+        out = asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        out["classes"] = list(self.classes) if self.classes is not None else None
+        return out
+
+    def ref_json(self) -> dict:
+        """What rebuilds and feeds the network (the header of an exported file)."""
+        return {k: v for k, v in self.to_json().items() if k in REF_KEYS}
+
+    @classmethod
+    def from_json(cls, raw: dict, where: str = "model card") -> ModelCard:
+        """Read either form back; keys of a newer prunelab are ignored, missing optional ones default."""
+        try:
+            known = {f: raw[f] for f in cls.__dataclass_fields__ if f in raw}
+            known["num_classes"], known["in_channels"] = int(raw["num_classes"]), int(raw["in_channels"])
+            known["mean"], known["std"] = tuple(raw["mean"]), tuple(raw["std"])
+            if known.get("classes") is not None:
+                known["classes"] = tuple(known["classes"])
+            return cls(model=raw["model"], **{k: v for k, v in known.items() if k != "model"})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PrunelabError(f"{where} is unreadable ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,1 @@
+"""The architectures, one family per file; each registers itself in `prunelab.models.MODELS`."""

@@ -1,0 +1,46 @@
+"""Structured pruning (Li et al. 2017): whole filters/channels of lowest L1 norm removed through
+Torch-Pruning's dependency graph, so the result is a plain, smaller network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..base import GROUP_CRITERIA, PRUNERS, GroupCriterion, PruneContext, Pruned, Pruner
+
+
+def _filter_l1(group) -> torch.Tensor:
+    from ..structured import filter_l1  # Torch-Pruning is imported only where channels go
+
+    return filter_l1(group)
+
+
+FILTER_L1 = GROUP_CRITERIA.register(GroupCriterion(
+    "filter-l1", "mean L1 norm of the filters producing each coupled channel (Li et al. 2017)", _filter_l1))
+
+
+class ChannelPruner(Pruner):
+    """Removes channels until the level's share of the prunable weights is gone (`allocation`:
+    "layerwise" = the same channel fraction in every group, "global" = one threshold)."""
+
+    shrinks = True
+
+    def __init__(self, name: str, allocation: str, criterion: GroupCriterion, description: str):
+        self.name, self.allocation, self.criterion = name, allocation, criterion
+        self.description = description
+
+    def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
+        from ..structured import prune_channels
+
+        result = prune_channels(model, ctx.card.info, ctx.example_input, self.check_level(level),
+                                self.allocation, ctx.layer_cap, ctx.round_to, ctx.original,
+                                importance=self.criterion.score)
+        return Pruned(result.model, structured=result)
+
+
+PRUNERS.register(ChannelPruner("channels-layerwise", "layerwise", FILTER_L1,
+                               "remove the filters/channels of lowest L1 norm, same channel fraction per "
+                               "group (Li et al. 2017), physically"))
+PRUNERS.register(ChannelPruner("channels-global", "global", FILTER_L1,
+                               "remove the filters/channels of lowest mean-normalised L1 norm across the "
+                               "network, physically"))

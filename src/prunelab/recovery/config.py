@@ -1,0 +1,59 @@
+"""Retraining settings shared by every recovery that trains, and the training recipe they make."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..config import setting
+from ..training import TrainConfig, check_config
+
+
+def _modes() -> list[str]:
+    from .modes import RETRAIN_MODES
+
+    return RETRAIN_MODES.names()
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Retraining settings shared by every recovery that trains.
+
+    `retrain` names how the learning rate runs (`recovery/modes/`): "finetune" trains at the
+    constant rate `lr`; "rewind" replays a cosine of peak `lr` from epoch `rewind_epoch` to its end
+    (`rewind_epoch + epochs`): learning-rate rewinding (Renda, Frankle & Carbin 2020). `distill` > 0
+    also matches the dense network's softened outputs (knowledge distillation, Hinton et al. 2015).
+    Fields named as in `TrainConfig` are that recipe's, with retraining's own defaults.
+    """
+
+    epochs: int = setting(2, "Recovery: retraining epochs per level (ft, gradual) or per round (iter).")
+    retrain: str = setting("finetune", "Recovery: how the learning rate runs: finetune (constant lr) or "
+                           "rewind (replay a cosine from --rewind-epoch).", choices=_modes)
+    lr: float = setting(0.001, "Recovery: fine-tuning lr, or the rewound schedule's peak.")
+    rewind_epoch: int = setting(0, "Recovery: epoch of the schedule to rewind to.")
+    batch_size: int = setting(128, "Recovery: images per training step.", flag="--train-batch-size")
+    momentum: float = setting(0.9, "Recovery: SGD momentum.")
+    weight_decay: float = setting(5e-4, "Recovery: SGD weight decay.")
+    augment: bool = setting(True, "Recovery: random crop (+flip) of the training images.")
+    bn_batches: int = setting(50, "Recovery 'bn': batches of training images to re-estimate on.")
+    gradual_ramp: float = setting(0.75, "Recovery 'gradual': share of the retraining steps over which "
+                                  "sparsity rises.")
+    gradual_every: int = setting(10, "Recovery 'gradual': steps between mask updates.")
+    distill: float = setting(0.0, "Recovery: weight (0-1) of distillation from the dense network's "
+                             "outputs during retraining.")
+    temperature: float = setting(4.0, "Recovery: distillation temperature.")
+
+
+SHARED = tuple(f.name for f in dataclasses.fields(RecoveryConfig)
+               if f.name in {g.name for g in dataclasses.fields(TrainConfig)})
+
+
+def train_config(rc: RecoveryConfig, seed: int) -> TrainConfig:
+    """The training recipe of one retraining run: the shared fields, then the mode's schedule."""
+    from .modes import RETRAIN_MODES
+
+    mode = RETRAIN_MODES.get(rc.retrain)
+    cfg = TrainConfig(**{name: getattr(rc, name) for name in SHARED}, seed=seed)
+    cfg = dataclasses.replace(cfg, **mode.schedule(rc))
+    check_config(cfg)
+    return cfg

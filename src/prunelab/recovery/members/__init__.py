@@ -1,0 +1,1 @@
+"""Recoveries, one per file; each registers itself in `prunelab.recovery.RECOVERIES`."""

@@ -1,0 +1,24 @@
+"""Batch-norm recalibration: one-shot, then re-estimate every batch norm's statistics on training
+images (no weight update). Pruning shifts activations; stale statistics cost much of what a
+one-shot point loses."""
+
+from __future__ import annotations
+
+from ...pruning import Pruned, Pruner
+from ..base import RECOVERIES, Bench, PointFiles, Recovery
+from ..retrain import recalibrate_bn
+
+
+class BatchNorm(Recovery):
+    name = "bn"
+    description = "one-shot, then re-estimate batch-norm statistics (no weight update)"
+
+    def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
+        pruned = pruner.prune(bench.fresh(), level, bench.ctx.but(seed=seed))
+        rc, card = bench.retrain, bench.ctx.card
+        recalibrate_bn(pruned.model, bench.train_data(), card.mean, card.std, rc.bn_batches, rc.batch_size,
+                       bench.device, seed)
+        return pruned
+
+
+RECOVERIES.register(BatchNorm())

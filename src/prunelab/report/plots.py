@@ -1,0 +1,119 @@
+"""The report's plots: accuracy against sparsity, and against what is saved (MACs, latency, bytes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..experiment.store import level_key
+from .read import RunView, from_dense, latency_setup, mean_of
+
+
+def limits(data: RunView) -> tuple[float, float]:
+    """Top-1 axis range (percent) holding every curve, its seed band, dense and the budget band."""
+    lows = [c.top1 - c.top1_std for c in data.curves.values()]
+    highs = [c.top1 + c.top1_std for c in data.curves.values()]
+    budget = next(iter(data.answers.values())).budget
+    lo = min(float(np.min(np.concatenate(lows))), data.dense.top1 - budget)
+    hi = max(float(np.max(np.concatenate(highs))), data.dense.top1)
+    pad = max(2.0, 0.06 * (hi - lo))
+    return max(0.0, lo - pad), min(101.0, hi + pad)
+
+
+def frame_axes(ax, data: RunView, legend: bool) -> None:
+    """What the static plot and the GIF's right panel share: axes, dense line, budget band."""
+    dense = data.dense.top1
+    budget = next(iter(data.answers.values())).budget
+    ax.axhspan(dense - budget, dense, color="0.55", alpha=0.18, lw=0,
+               label=f"budget: {budget:g} pt below dense" if legend else None)
+    ax.axhline(dense, color="0.25", ls="--", lw=1, label=f"dense {dense:.1f}%" if legend else None)
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(*limits(data))
+    ax.set_xlabel("sparsity (% of prunable weights removed, measured)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3, lw=0.5)
+
+
+def write_plot(png: Path, svg: Path, data: RunView) -> None:
+    from matplotlib.figure import Figure  # needs no backend; nothing global is touched
+
+    fig = Figure(figsize=(10, 5.2), layout="constrained")
+    ax = fig.subplots()
+    frame_axes(ax, data, legend=True)
+    for method, curve in data.curves.items():
+        a, color = data.answers[method], data.color(method)
+        _, x, top1, std = from_dense(data, curve)
+        seeds = max(data.seeds(method, s) for s in curve.levels)
+        label = f"{method}" + (f" (mean of {seeds} seeds, ±1 std)" if seeds > 1 else "")
+        ax.plot(x, top1, "-o", color=color, ms=3.5, lw=1.5, label=label, zorder=3)
+        if seeds > 1:
+            ax.fill_between(x, top1 - std, top1 + std,
+                            color=color, alpha=0.2, lw=0)
+        xa = 100 * a.measured_sparsity
+        ax.axvline(xa, color=color, ls=":", lw=1.2, alpha=0.8)
+        ax.hlines(a.top1, 100 * a.ci_low, 100 * a.ci_high, color=color, lw=5, alpha=0.35, zorder=2)
+        ax.plot(xa, a.top1, "*", color=color, ms=15, mec="black", mew=0.7, zorder=4,
+                label=f"{method} answer {100 * a.sparsity:.1f}% "
+                      f"(95% CI {100 * a.ci_low:.1f}–{100 * a.ci_high:.1f}%)")
+    ax.set_title(f"{data.model}: top-1 against sparsity, {data.n_images:,} test images "
+                 f"(★ largest sparsity within {next(iter(data.answers.values())).budget:g} pt of dense)",
+                 fontsize=11)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False,
+              title="bar under ★ = 95% interval", title_fontsize=8)
+    fig.savefig(png, dpi=120)
+    fig.savefig(svg, metadata={"Date": None})  # no timestamp: same results, same file
+
+
+def has_savings(data: RunView) -> bool:
+    return data.dense.macs is not None
+
+
+def savings_series(data: RunView, method: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x = mean of `field`, top-1) over a method's levels, from the dense model on; levels
+    missing the field are left out."""
+    xs, ys = [], []
+    levels = [0.0] + [float(s) for s in data.curves[method].levels if level_key(s) != 0]
+    for level in levels:
+        group = data.at(method, level)
+        x = mean_of(group, field)
+        if x is not None:
+            xs.append(x)
+            ys.append(float(np.mean([p.top1 for p in group])))
+    return np.array(xs), np.array(ys)
+
+
+def write_savings_plot(png: Path, svg: Path, data: RunView) -> None:
+    """Top-1 against what the user gets: sparsity, MACs, latency and file size, each labelled."""
+    from matplotlib.figure import Figure
+
+    latency = data.dense.latency_b1 is not None
+    panels = [("sparsity", "sparsity (% of prunable weights removed, measured)", 100.0),
+              ("macs", "MACs per image, millions (counted as run; dashed: effective, theory)", 1e-6),
+              ("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20)]
+    if latency:
+        setup = latency_setup(data)
+        panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {setup})", 1e3))
+    fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True)
+    for ax, (name, label, scale) in zip(axes, panels, strict=True):
+        ax.axhline(data.dense.top1, color="0.25", ls="--", lw=1)
+        for method in data.curves:
+            x, y = savings_series(data, method, name)
+            if len(x):
+                ax.plot(x * scale, y, "-o", ms=3.5, lw=1.4, color=data.color(method), label=method)
+            if name == "macs":
+                xe, ye = savings_series(data, method, "effective_macs")
+                if len(xe) and not np.allclose(xe, x):
+                    ax.plot(xe * scale, ye, "--", lw=1.1, color=data.color(method), alpha=0.8)
+        ax.set_xlabel(label, fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+        if name != "sparsity":
+            ax.invert_xaxis()  # savings grow to the right, as sparsity does
+    axes[0].set_ylabel("top-1 accuracy (%)")
+    axes[0].set_ylim(*limits(data))
+    axes[0].legend(loc="lower left", fontsize=8, frameon=False)  # every method has a sparsity curve
+    fig.suptitle(f"{data.model}: accuracy against what is saved ({data.n_images:,} test images; dashed "
+                 f"line: dense {data.dense.top1:.1f}%)", fontsize=11)
+    fig.savefig(png, dpi=110)
+    fig.savefig(svg, metadata={"Date": None})

@@ -1,0 +1,219 @@
+"""The fit loop: data resident on the device, masks held exactly, bf16 autocast on GPU, resumable
+after any epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import distributed
+from ..data import Dataset, normalization, standardize
+from ..errors import PrunelabError
+from ..measure import evaluate
+from ..pruning.masks import Masks, apply_masks
+from .batch import augment, distillation_loss
+from .recipe import TrainConfig, check_config, epoch_steps, lr_at
+
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class History:
+    """Per-epoch records: train loss (nats), train and test top-1 (percent), learning rate at the end."""
+
+    epochs: list[dict] = field(default_factory=list)
+
+    @property
+    def test_top1(self) -> float | None:
+        return self.epochs[-1]["test_top1"] if self.epochs else None
+
+
+def _save_state(folder: Path, state: dict) -> None:
+    tmp = folder / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, folder / STATE_FILE)  # an interrupt never leaves half a state
+
+
+def _check_same_recipe(path: Path, saved: dict, now: dict) -> None:
+    """A saved training state resumes only under the recipe it was saved with; a setting that
+    exists on one side only (a newer or older prunelab) is not a difference."""
+    diff = sorted(k for k in saved.keys() & now.keys() if saved[k] != now[k])
+    if diff:
+        changes = ", ".join(f"{k} {saved[k]} -> {now[k]}" for k in diff)
+        raise PrunelabError(f"{path} holds training saved under another recipe ({changes}); pass the "
+                            f"same options to resume it, or delete the file to start over")
+
+
+@dataclass
+class _Run:
+    """What one call of `fit` trains with, set up once: model, optimizer, random state, data on
+    the device, and the masks in force (on the device too: they are applied every step)."""
+
+    model: nn.Module
+    step_model: nn.Module  # what the steps call: the model, compiled or wrapped by DDP
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    masks: Masks | None
+    history: History
+    first_epoch: int
+    share: tuple[int, int]  # (this process, processes): DDP splits every batch
+    ddp: bool
+
+
+def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Masks | None,
+           folder: Path | None, distributed_data: bool, teacher: nn.Module | None) -> _Run:
+    if cfg.distill > 0 and teacher is None:
+        raise PrunelabError("distillation asked for (distill > 0) but no teacher network was given")
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: pick kernels once
+    for net in [model] + ([teacher] if cfg.distill > 0 else []):
+        net.to(device)
+        if cfg.channels_last:
+            net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)  # on the CPU: the stream of old
+    history, first_epoch = History(), 0
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / STATE_FILE).exists():
+            saved = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
+            _check_same_recipe(folder / STATE_FILE, saved["config"], asdict(cfg))
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"].cpu())
+            masks = saved["masks"] if saved["masks"] is not None else masks
+            history.epochs, first_epoch = saved["history"], saved["epoch"]
+    if masks is not None:
+        masks = {name: m.to(device) for name, m in masks.items()}
+        apply_masks(model, masks)
+    step_model = torch.compile(model) if cfg.compile else model
+    ddp = distributed_data and distributed.world_size() > 1
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        step_model = DistributedDataParallel(step_model, device_ids=ids)
+    share = (distributed.rank(), distributed.world_size()) if ddp else (0, 1)
+    return _Run(model, step_model, opt, gen, masks, history, first_epoch, share, ddp)
+
+
+def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
+        masks: Masks | None = None,
+        pruner: Callable[[int, nn.Module, Masks | None], Masks | None] | None = None,
+        state_dir: str | Path | None = None, evaluate_every: int = 1, distributed_data: bool = False,
+        on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+        on_epoch: Callable[[dict], None] | None = None, teacher: nn.Module | None = None) -> History:
+    """Train `model` in place on `data.train`, evaluating on `data.test`.
+
+    Images stay uint8 on the device and are augmented there in batch, with a generator on the
+    device: no step waits for the host. On CUDA, cuDNN's autotuner is switched on (globally).
+
+    Args:
+        model: the network (moved to `device`).
+        data: uint8 images; augmentation follows `data.pad` and `data.flip`.
+        mean, std: the model's input normalisation, per channel.
+        cfg: the recipe.
+        device: where to train.
+        masks: pruning masks to hold: masked weights are zeroed after every optimizer step, so
+            they stay exactly zero under momentum and weight decay.
+        pruner: called as pruner(global step, model, masks in force) before every step; masks it
+            returns replace `masks` from then on (gradual pruning). It must only grow them. On a
+            resume the masks in force are the saved ones.
+        state_dir: if given, the training state (weights, optimizer, masks, random state) is
+            saved there after every epoch, and a saved state is resumed (one saved under another
+            recipe is an error, never silently started over).
+        evaluate_every: evaluate on the test split every this many epochs and after the last
+            (0: never; the caller evaluates).
+        distributed_data: under torchrun, train one model with PyTorch DDP: every process takes
+            its share of each batch (the batch size stays global) and gradients are averaged;
+            only the first process saves the training state.
+        on_step: called with (epoch, step in epoch, loss tensor) after each step; reading the
+            loss (`.item()`) waits for the device, so callers should do it sparingly.
+        on_epoch: called with the epoch's record.
+        teacher: the network distilled from when `cfg.distill` > 0 (e.g. the dense model, for a
+            pruned one); it sees the same augmented batches and is never updated.
+
+    Returns:
+        the per-epoch history.
+    """
+    check_config(cfg)
+    folder = Path(state_dir) if state_dir is not None else None
+    run = _setup(model, cfg, device, masks, folder, distributed_data, teacher)
+    x_train, y_train = data.train.x.to(device), data.train.y.to(device)
+    m, s = normalization(mean, std, x_train.shape[1], device)
+    x_test, y_test = standardize(data.test.x.to(device), m, s), data.test.y.to(device)
+    if cfg.channels_last:
+        x_test = x_test.contiguous(memory_format=torch.channels_last)
+    for epoch in range(run.first_epoch, cfg.epochs):
+        record = _epoch(run, epoch, x_train, y_train, (m, s), data, cfg, pruner, on_step, teacher)
+        if evaluate_every and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs):
+            ev = evaluate(model, x_test, y_test)
+            record.update(test_top1=ev.top1, test_loss=ev.loss)
+        run.history.epochs.append(record)
+        if folder is not None and (not run.ddp or distributed.is_main()):  # DDP: one copy of the state
+            _save_state(folder, {"model": model.state_dict(), "optimizer": run.opt.state_dict(),
+                                 "generator": run.gen.get_state(), "masks": run.masks, "epoch": epoch + 1,
+                                 "history": run.history.epochs, "config": asdict(cfg)})
+        if on_epoch is not None:
+            on_epoch(record)
+    return run.history
+
+
+def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, norm, data: Dataset,
+           cfg: TrainConfig, pruner, on_step, teacher) -> dict:
+    """One epoch of steps; returns its record (train loss and top-1 read once, at the end)."""
+    model, device = run.model, x_train.device
+    model.train()
+    per_epoch = epoch_steps(len(y_train), cfg)
+    order = torch.randperm(len(y_train), generator=run.gen, device=run.gen.device).to(device)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.amp
+                else contextlib.nullcontext())
+    loss_sum = torch.zeros((), device=device)  # on the device: no sync per step
+    right = torch.zeros((), device=device)
+    seen, lr = 0, cfg.lr
+    share, shares = run.share
+    for i in range(per_epoch):
+        step = epoch * per_epoch + i
+        if pruner is not None:
+            new = pruner(step, model, run.masks)
+            if new is not None:
+                run.masks = {name: mk.to(device) for name, mk in new.items()}
+                apply_masks(model, run.masks)
+        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size][share::shares]
+        xb = augment(x_train[idx], data.pad, data.flip, run.gen) if cfg.augment else x_train[idx]
+        xb, yb = standardize(xb, *norm), y_train[idx]
+        if cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        lr = lr_at(step, per_epoch, cfg)
+        for group in run.opt.param_groups:
+            group["lr"] = lr
+        with autocast:
+            logits = run.step_model(xb)
+            soft = None
+            if cfg.distill > 0:
+                with torch.no_grad():
+                    soft = teacher(xb).float()
+            loss = distillation_loss(logits.float(), soft, yb, cfg.distill, cfg.temperature,
+                                     cfg.label_smoothing)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        run.opt.step()
+        if run.masks is not None:
+            apply_masks(model, run.masks)
+        seen += len(yb)
+        loss_sum += loss.detach() * len(yb)
+        right += (logits.argmax(1) == yb).sum()
+        if on_step is not None:
+            on_step(epoch, i, loss.detach())
+    return {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
+            "train_top1": 100.0 * float(right) / seen, "lr": lr}
