@@ -1,7 +1,7 @@
 """Sweep wall time against its floor (plain dense evaluations) and the classic per-layer prune loop.
 
 Usage:
-    python bench/sweep_overhead.py [--model resnet56] [--levels 0:1:0.05] [--repeats 1]
+    python bench/sweep_overhead.py [--model resnet56] [--levels 0:1:0.05] [--rounds 3]
 
 The classic loop is what the classic study ran: for every level, rebuild the model from the
 checkpoint, call torch.nn.utils.prune.l1_unstructured on every conv/linear (classifier included),
@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--model", default="resnet56", choices=sorted(CHECKPOINTS))
     parser.add_argument("--levels", default="0:1:0.05")
     parser.add_argument("--data", default=str(SHARED / "data" / "cifar10" / "cifar10_subset.npz"))
+    parser.add_argument("--rounds", type=int, default=3, help="sweeps of every level; the median is reported")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     ckpt = SHARED / "models" / "cifar10" / CHECKPOINTS[args.model]
@@ -60,37 +61,47 @@ def main() -> int:
                 prune.l1_unstructured(module, "weight", amount=level)
         return evaluate(net, x, y).correct
 
-    # The three loops run interleaved, level by level, so that whatever else the machine is
-    # doing weighs on all three alike. Floor = a plain evaluation of the dense model.
-    times = {"floor": 0.0, "prunelab": 0.0, "classic": 0.0}
-    ours, classic = {}, {}
+    # The three loops run interleaved, level by level, each level in a rotated order, so that
+    # whatever else the machine is doing weighs on all three alike; `--rounds` sweeps of the whole
+    # grid, and the median round is reported. Floor = a plain evaluation of the dense model.
+    rounds, ours, classic = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SweepConfig(checkpoint=str(ckpt), model=args.model, data=args.data, methods=("layerwise",),
                           levels=levels, prune_classifier=True, device="cpu")
-        sweep = Sweep(cfg, tmp)  # setup (loading, hashing) is excluded, as for the floor
-        for level in levels:
-            start = time.perf_counter()
-            evaluate(model, x, y)
-            times["floor"] += time.perf_counter() - start
+        sweep = Sweep(cfg, tmp)  # setup (loading, hashing, counting MACs once) is excluded, as for the floor
 
-            start = time.perf_counter()
+        def floor(level):
+            evaluate(model, x, y)
+
+        def prunelab(level):
             point = sweep.point("layerwise", level, 0)
             sweep.store.add(point)
-            times["prunelab"] += time.perf_counter() - start
             ours[level] = point.correct
 
-            start = time.perf_counter()
+        def classic_loop(level):
             classic[level] = classic_point(level)
-            times["classic"] += time.perf_counter() - start
+
+        loops = {"floor": floor, "prunelab": prunelab, "classic": classic_loop}
+        for _ in range(args.rounds):
+            times = dict.fromkeys(loops, 0.0)
+            for i, level in enumerate(levels):
+                names = list(loops)[i % 3:] + list(loops)[:i % 3]
+                for name in names:
+                    start = time.perf_counter()
+                    loops[name](level)
+                    times[name] += time.perf_counter() - start
+            rounds.append(times)
         sweep.store.close()
-    floor, prunelab_s, classic_s = times["floor"], times["prunelab"], times["classic"]
+    median = sorted(rounds, key=lambda t: t["prunelab"] / t["floor"])[len(rounds) // 2]
+    floor_s, prunelab_s, classic_s = median["floor"], median["prunelab"], median["classic"]
 
     figures = {
-        "model": args.model, "levels": len(levels), "test_images": len(y),
-        "threads": torch.get_num_threads(), "floor_s": round(floor, 2),
+        "model": args.model, "levels": len(levels), "test_images": len(y), "rounds": args.rounds,
+        "threads": torch.get_num_threads(), "floor_s": round(floor_s, 2),
         "prunelab_s": round(prunelab_s, 2), "classic_s": round(classic_s, 2),
-        "prunelab_over_floor": round(prunelab_s / floor, 3),
+        "prunelab_over_floor": round(prunelab_s / floor_s, 3),
         "classic_over_prunelab": round(classic_s / prunelab_s, 3),
+        "every_round": [{k: round(v, 2) for k, v in t.items()} for t in rounds],
         "same_top1_counts_at_every_level": ours == classic,
     }
     print(json.dumps(figures, indent=2))

@@ -14,6 +14,8 @@ from prunelab.io.formats.sparse import load_sparse
 from prunelab.io.formats.structured import load_structured
 from prunelab.measure import evaluate
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run with -m slow
+
 FIXTURE = Path(__file__).parent / "fixtures" / "run-v0.tar.xz"
 METHODS = "layerwise,nm-2:4,global+iter,channels-layerwise+ft"
 SWEEP = ("sweep", "model", "--data", "digits", "--methods", METHODS, "--epochs", "1", "--retrain", "rewind",

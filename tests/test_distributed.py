@@ -12,6 +12,8 @@ from prunelab.experiment.store import Store
 from prunelab.experiment.sweep import Sweep
 from prunelab.io.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run with -m slow
+
 
 def torchrun(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -16,6 +16,8 @@ from PIL import Image
 
 from prunelab.experiment.store import Store
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run with -m slow
+
 ROOT = Path(__file__).resolve().parents[1]
 GPU = ROOT / "bench" / "gpu"
 

@@ -64,6 +64,7 @@ class Sweep:
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg)
         self.fingerprint = fingerprint(self.workbench)
+        _ = self.workbench.dense_macs  # counted once, here: the counter's first use costs most of a second
         self.store = self._open_store()
         # Called as (method, level, seed, epoch record) after every retraining epoch.
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
