@@ -254,7 +254,7 @@ def retime(run, runtime, threads, device, budget):
     7), so load falls on all alike and the ratios to dense can be trusted.
     """
     from ..experiment.retime import retime as retime_points
-    from ..experiment.store import Store
+    from ..experiment.store import DENSE, Store
 
     store = Store.open(run)
     config = store.meta("config") or {}
@@ -262,7 +262,7 @@ def retime(run, runtime, threads, device, budget):
     runtime = runtime or config.get("runtime") or "torch"
     threads = threads if threads is not None else config.get("threads") or 1
     points = retime_points(run, runtime, threads, device)
-    dense = next((p for p in points if p.method == "dense"), points[0])
+    dense = next((p for p in points if p.method == DENSE), points[0])
     say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")
     width = max(len(p.method) for p in points)
     for p in points:

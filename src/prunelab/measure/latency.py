@@ -59,11 +59,12 @@ class Runtime:
 
     name: str
     make: Callable[[nn.Module, tuple[int, ...], int], Callable[[torch.Tensor], torch.Tensor]]
+    on_model_device: bool  # it runs where the model is, so inputs wait there (no copy is timed)
 
 
 RUNTIMES: Registry[Runtime] = Registry("latency runtime")
-RUNTIMES.register(Runtime("torch", _torch_runner))
-RUNTIMES.register(Runtime("onnxruntime", _onnxruntime_runner))
+RUNTIMES.register(Runtime("torch", _torch_runner, on_model_device=True))
+RUNTIMES.register(Runtime("onnxruntime", _onnxruntime_runner, on_model_device=False))
 
 
 def forward_runner(model: nn.Module, input_shape: tuple[int, ...], runtime: str = "torch",
@@ -145,8 +146,7 @@ def latencies(models: dict[str, nn.Module], input_shape: tuple[int, ...], batch:
         runs = {}
         for label, model in models.items():
             run = forward_runner(model, input_shape, runtime, used)
-            # torch: inputs wait on the model's device, so no copy is timed
-            inputs = x.to(next(model.parameters()).device) if runtime == "torch" else x
+            inputs = x.to(next(model.parameters()).device) if RUNTIMES.get(runtime).on_model_device else x
             runs[label] = functools.partial(run, inputs)
         times: dict[str, list[float]] = {label: [] for label in runs}
         prime = len(runs) > 1
