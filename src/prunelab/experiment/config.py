@@ -46,6 +46,11 @@ class SweepConfig:
                            "the exported ONNX.", choices=lambda: RUNTIMES.names())
     file_size: bool = setting(False, "Also write every one-shot mask point's sparse file to measure its "
                               "size (retrained and channel points always have theirs).")
+    calibration: int = setting(1024, "Second-order methods (obs*): calibration images, drawn from the "
+                               "training split.")
+    calibration_seed: int = setting(0, "Second-order methods: seed of the calibration draw.")
+    damp: float = setting(0.01, "Second-order methods: Hessian damping, as a fraction of its mean diagonal.")
+    obs_block: int = setting(128, "Second-order methods: input columns updated at a time.")
     batch_size: int = setting(500, "Evaluation batch size.")
     device: str = setting("auto", "auto, cpu or cuda.")
 
@@ -69,4 +74,10 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
     check_threads(cfg.threads)
     check_runtime(cfg.runtime)
+    if isinstance(cfg.calibration, bool) or not isinstance(cfg.calibration, int) or cfg.calibration < 1:
+        raise PrunelabError(f"--calibration must be a positive number of images, got {cfg.calibration!r}")
+    if not (cfg.damp > 0) or isinstance(cfg.obs_block, bool) or not isinstance(cfg.obs_block, int) \
+            or cfg.obs_block < 1:
+        raise PrunelabError(f"second-order pruning needs --damp > 0 and --obs-block >= 1, got "
+                            f"{cfg.damp} and {cfg.obs_block}")
     return methods

@@ -16,18 +16,21 @@ def _digest(*tensors) -> str:
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
 
 
-def recovery_fingerprint(rc: RecoveryConfig) -> dict:
-    """The retraining settings that fix results; distillation's only when it is on (stores
-    written before it existed still resume)."""
+def recovery_fingerprint(rc: RecoveryConfig, recalibrates: bool) -> dict:
+    """The retraining settings that fix results; distillation's only when it is on, and how batch
+    norm is re-estimated only in runs that do it (stores written before either existed resume)."""
     fields = asdict(rc)
     if rc.distill == 0:
         del fields["distill"], fields["temperature"]
+    if not recalibrates:
+        del fields["bn_augment"]
     return fields
 
 
 def fingerprint(wb: Workbench) -> dict:
     """The checkpoint's and data's hashes and every setting that changes a point's numbers."""
     cfg, test = wb.cfg, wb.data.test
+    recalibrates = any(m.recovery.recalibrates for m in cfg.method_specs())
     out = {
         "model": wb.card.model,
         "weights_sha256": weights_digest(cfg.checkpoint),
@@ -36,7 +39,7 @@ def fingerprint(wb: Workbench) -> dict:
         "test_sha256": _digest(test.x, test.y),
         "prune_classifier": cfg.prune_classifier,
         "layer_cap": cfg.layer_cap,
-        "recovery": recovery_fingerprint(cfg.recovery),
+        "recovery": recovery_fingerprint(cfg.recovery, recalibrates),
         "sensitivity_sha256": hashlib.sha256(json.dumps(wb.profile, sort_keys=True).encode()).hexdigest()
         if wb.profile else None,
     }
@@ -44,4 +47,11 @@ def fingerprint(wb: Workbench) -> dict:
         out["train_sha256"] = _digest(wb.train.train.x, wb.train.train.y)
     if cfg.round_to is not None:
         out["round_to"] = cfg.round_to
+    calibration = {"images": cfg.calibration, "seed": cfg.calibration_seed, "damp": cfg.damp,
+                   "block": cfg.obs_block}
+    if calibration != CALIBRATION_DEFAULTS:  # only when changed, as round_to
+        out["calibration"] = calibration
     return out
+
+
+CALIBRATION_DEFAULTS = {"images": 1024, "seed": 0, "damp": 0.01, "block": 128}

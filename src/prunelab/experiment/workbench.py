@@ -13,10 +13,12 @@ from torch import nn
 
 from .. import distributed
 from ..data import Dataset, load_dataset, normalize, with_training_set
+from ..data.calibration import calibration_images
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint
 from ..measure import Macs, macs
 from ..pruning import PruneContext
+from ..pruning.calibration import Calibration
 from ..recovery import Bench
 from .config import SweepConfig
 from .runfolder import PROFILE_FILE
@@ -68,6 +70,7 @@ class Workbench:
         self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._input_shape = (self.card.in_channels, input_size, input_size) if input_size else None
         self.on_epoch = None  # the sweep's hook for the point in flight: (epoch record) -> None
+        self.on_layer = None  # and for a slow pruner's progress: (layer, index, layers) -> None
 
     @functools.cached_property
     def data(self) -> Dataset:
@@ -108,7 +111,15 @@ class Workbench:
         cfg = self.cfg
         example = torch.zeros((1, *self.input_shape), device=self.device)
         return PruneContext(self.card, example, prune_classifier=cfg.prune_classifier,
-                            layer_cap=cfg.layer_cap, round_to=cfg.round_to, profile=self.profile)
+                            layer_cap=cfg.layer_cap, round_to=cfg.round_to, profile=self.profile,
+                            calibration=lambda: self.calibration, damp=cfg.damp, block=cfg.obs_block,
+                            on_layer=lambda *a: self.on_layer(*a) if self.on_layer else None)
+
+    @functools.cached_property
+    def calibration(self) -> Calibration:
+        """`calibration` images of the training split (seeded), normalised, on the device."""
+        images = calibration_images(self.train.train, self.cfg.calibration, self.cfg.calibration_seed)
+        return Calibration(normalize(images, self.card.mean, self.card.std).to(self.device))
 
     @functools.cached_property
     def prunable(self) -> list[str]:

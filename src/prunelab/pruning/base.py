@@ -38,8 +38,11 @@ class PruneContext:
         prior: masks already in force (an iterative chain): their pruned weights stay pruned.
         original: prunable weight -> size in the network a level counts against, when the model
             is already a channel-pruned copy of it (an iterative channel chain).
-        calibration: returns calibration batches when called (loaded once, on first use), for
-            pruners that need data.
+        calibration: returns the `Calibration` (images and Hessians) when called, loaded on first
+            use, for pruners that need data.
+        damp: second-order pruners add damp * mean(diag H) to the Hessian's diagonal.
+        block: second-order pruners visit this many input columns at a time.
+        on_layer: told (layer, index, layers) as a pruner that takes a while reaches each layer.
     """
 
     card: ModelCard | None = None
@@ -52,6 +55,9 @@ class PruneContext:
     prior: Masks | None = None
     original: dict[str, int] | None = None
     calibration: Callable[[], Any] | None = None
+    damp: float = 0.01
+    block: int = 128
+    on_layer: Callable[[str, int, int], None] | None = None
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The weights pruning may touch in `model`: conv and linear, the classifier if asked."""

@@ -72,6 +72,7 @@ class Recovery(ABC):
         trains: runs SGD on the training split (so its result depends on the seed).
         chained: each level starts from the previous level's result.
         one_shot: it does nothing after pruning (the recovery called 'none').
+        recalibrates: it re-estimates batch-norm statistics (its settings then fix results).
     """
 
     name: str
@@ -79,6 +80,7 @@ class Recovery(ABC):
     trains = False
     chained = False
     one_shot = False
+    recalibrates = False
 
     def refusal(self, pruner: Pruner) -> str | None:
         """Why this recovery cannot follow `pruner` (one line, with what to use instead), or None."""

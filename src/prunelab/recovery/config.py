@@ -36,6 +36,8 @@ class RecoveryConfig:
     weight_decay: float = setting(5e-4, "Recovery: SGD weight decay.")
     augment: bool = setting(True, "Recovery: random crop (+flip) of the training images.")
     bn_batches: int = setting(50, "Recovery 'bn': batches of training images to re-estimate on.")
+    bn_augment: bool = setting(True, "Recovery 'bn': augment those images as training does (random crop "
+                               "and flip); off re-estimates on them as they are (prunelab before 0.2).")
     gradual_ramp: float = setting(0.75, "Recovery 'gradual': share of the retraining steps over which "
                                   "sparsity rises.")
     gradual_every: int = setting(10, "Recovery 'gradual': steps between mask updates.")

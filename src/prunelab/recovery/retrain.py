@@ -7,7 +7,7 @@ from torch import nn
 
 from ..data import Dataset, normalize
 from ..pruning.masks import Masks
-from ..training import fit
+from ..training import augment, fit
 from .base import Bench, PointFiles
 from .config import train_config
 
@@ -25,12 +25,15 @@ def retrain(model: nn.Module, bench: Bench, seed: int, files: PointFiles, masks:
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, data: Dataset, mean, std, batches: int, batch_size: int,
-                   device: torch.device, seed: int = 0) -> None:
+                   device: torch.device, seed: int = 0, augment_images: bool = True) -> None:
     """Re-estimate every batch norm's running mean and variance on training images.
 
     The statistics are reset and then averaged over `batches` batches (cumulative average, not
     a momentum); no weight changes. Pruning shifts activations, and stale statistics cost much
-    of the accuracy a one-shot point loses.
+    of the accuracy a one-shot point loses. The images are augmented as training augments them
+    (`data.pad`, `data.flip`) unless `augment_images` is off: a network trained on padded crops
+    reads its statistics from those (measured on the pretrained ResNet-20, unpruned: statistics
+    re-estimated on the plain training images cost 2.8 points of top-1, on augmented ones 0.1).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -40,10 +43,13 @@ def recalibrate_bn(model: nn.Module, data: Dataset, mean, std, batches: int, bat
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data.train), generator=generator)
     for i in range(min(batches, -(-len(order) // batch_size))):
-        idx = order[i * batch_size:(i + 1) * batch_size]
-        model(normalize(data.train.x[idx], mean, std).to(device))
+        images = data.train.x[order[i * batch_size:(i + 1) * batch_size]]
+        if augment_images:
+            images = augment(images, data.pad, data.flip, generator)
+        model(normalize(images, mean, std).to(device))
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
     model.eval()

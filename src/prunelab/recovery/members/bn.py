@@ -12,12 +12,13 @@ from ..retrain import recalibrate_bn
 class BatchNorm(Recovery):
     name = "bn"
     description = "one-shot, then re-estimate batch-norm statistics (no weight update)"
+    recalibrates = True
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
         pruned = pruner.prune(bench.fresh(), level, bench.ctx.but(seed=seed))
         rc, card = bench.retrain, bench.ctx.card
         recalibrate_bn(pruned.model, bench.train_data(), card.mean, card.std, rc.bn_batches, rc.batch_size,
-                       bench.device, seed)
+                       bench.device, seed, rc.bn_augment)
         return pruned
 
 

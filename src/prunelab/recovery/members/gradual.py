@@ -24,9 +24,12 @@ class Gradual(Recovery):
             return (f"'{pruner.name}+gradual': channel pruning has no gradual schedule in prunelab (a "
                     f"network cannot shrink mid-epoch); use '{pruner.name}+iter' (prune further level "
                     f"by level, retraining between) or '{pruner.name}+ft'")
-        if pruner.fixed_level is not None or not isinstance(pruner, MaskPruner):
+        if pruner.fixed_level is not None:
             return (f"'{pruner.name}+gradual': N:M has one fixed sparsity, so it has no schedule; use "
                     f"'{pruner.name}+ft' or '{pruner.name}+bn'")
+        if not isinstance(pruner, MaskPruner):
+            return (f"'{pruner.name}+gradual': {pruner.name} prunes from calibration images all at once, not "
+                    f"step by step; use '{pruner.name}+iter' or '{pruner.name}+ft'")
         return None
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
