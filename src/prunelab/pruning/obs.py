@@ -139,3 +139,14 @@ def _nm_mask(w, diag, nm: tuple[int, int]) -> torch.Tensor:
     if m - n:
         drop.scatter_(1, torch.topk(scores, m - n, dim=1, largest=False).indices, True)
     return drop
+
+
+def corrected(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float) -> torch.Tensor:
+    """The weights that best give, on inputs X̂, what `w` gives on inputs X: argmin ||X wᵀ - X̂ ŵᵀ||²,
+    i.e. ŵ = w Cᵀ H⁻¹ with H = X̂ᵀX̂ and C = X̂ᵀX (H damped as for pruning). Sequential pruning
+    starts each layer from these, so the error the layers before it made is made up for too."""
+    h = h.double().clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1.0
+    h += damp * float(torch.diag(h).mean()) * torch.eye(len(h), dtype=h.dtype, device=h.device)
+    return torch.linalg.solve(h, c.double() @ w.double().T).T

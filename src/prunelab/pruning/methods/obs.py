@@ -7,6 +7,7 @@ fraction everywhere, LAMP, or one global threshold); which ones, and the update,
 
 from __future__ import annotations
 
+import copy
 import re
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 
 from ...errors import PrunelabError
 from ..base import PRUNERS, PruneContext, Pruned, Pruner
-from ..obs import as_columns, from_columns, inverse_factor, sparsegpt
+from ..obs import as_columns, corrected, from_columns, inverse_factor, sparsegpt
 
 
 class OBS(Pruner):
@@ -25,8 +26,9 @@ class OBS(Pruner):
     needs_calibration = True
 
     def __init__(self, name: str, description: str, counts: str | None = None,
-                 nm: tuple[int, int] | None = None):
+                 nm: tuple[int, int] | None = None, sequential: bool = False):
         self.name, self.description, self.counts, self.nm = name, description, counts, nm
+        self.sequential = sequential
         if nm is not None:
             self.fixed_level = 1.0 - nm[0] / nm[1]
 
@@ -42,13 +44,22 @@ class OBS(Pruner):
             raise PrunelabError(f"method '{self.name}' needs calibration images (the training split); "
                                 f"it runs in a sweep or an export with --data")
         params = self.weights(model, ctx)
-        hessians = ctx.calibration().hessians(model, list(params))
+        calibration = ctx.calibration()
         counts = self._counts({k: p.detach() for k, p in params.items()}, level, ctx)
+        if self.sequential:
+            dense = copy.deepcopy(model)  # what every layer's output is to stay close to
+        else:
+            hessians = calibration.hessians(model, list(params))
         masks = {}
         for i, (name, p) in enumerate(params.items()):
             if ctx.on_layer is not None:
                 ctx.on_layer(name, i, len(params))
-            masks[name] = self._layer(name, p, hessians[name], counts.get(name), ctx)
+            if self.sequential:  # this layer's inputs now come from the layers pruned before it
+                h, c = calibration.paired(dense, model, name)
+                target = corrected(as_columns(dense.get_parameter(name).detach()), h, c, ctx.damp)
+            else:
+                h, target = hessians[name], None
+            masks[name] = self._layer(name, p, h, counts.get(name), ctx, target)
         return Pruned(model, masks)
 
     def _counts(self, weights: dict[str, torch.Tensor], level: float, ctx: PruneContext) -> dict[str, int]:
@@ -59,12 +70,14 @@ class OBS(Pruner):
         return {name: int((~m).sum()) for name, m in masks.items()}
 
     @torch.no_grad()
-    def _layer(self, name: str, p: nn.Parameter, h: torch.Tensor, prune: int | None, ctx: PruneContext):
-        """Prune one layer in place; returns its keep mask (shaped like the weight)."""
+    def _layer(self, name: str, p: nn.Parameter, h: torch.Tensor, prune: int | None, ctx: PruneContext,
+               target: torch.Tensor | None = None):
+        """Prune one layer in place (starting from `target`, if given, as its (out, d) matrix);
+        returns its keep mask (shaped like the weight)."""
         if self.nm is not None and p.shape[1] % self.nm[1]:
             raise PrunelabError(f"N:M {self.nm[0]}:{self.nm[1]} cannot prune layer '{name}': its "
                                 f"{p.shape[1]} input channels (features) are not a multiple of {self.nm[1]}")
-        w = as_columns(p.detach())
+        w = as_columns(p.detach()) if target is None else target
         h = h.to(w.device)
         prior = None
         if ctx.prior is not None and name in ctx.prior:  # an iterative chain's earlier levels stay pruned
@@ -90,5 +103,11 @@ PRUNERS.register(OBS("obs-lamp", "second-order as obs, each layer's share from L
                                  "threshold", counts="lamp"))
 PRUNERS.register(OBS("obs-global", "second-order as obs, each layer's share from one |w| threshold",
                      counts="global"))
+PRUNERS.register(OBS("obs-seq-global", "second-order as obs-global, layer after layer: each fitted, on "
+                                       "the inputs the pruned layers before it give, to the dense layer's "
+                                       "output (slower: no Hessian is shared between levels)",
+                     counts="global", sequential=True))
+PRUNERS.register(OBS("obs-seq-lamp", "second-order as obs-seq-global, each layer's share from LAMP",
+                     counts="lamp", sequential=True))
 PRUNERS.register(_nm(re.fullmatch(r"obs-(\d+):(\d+)", "obs-2:4")))
 PRUNERS.pattern(r"obs-(\d+):(\d+)", "obs-N:M", _nm)
