@@ -17,7 +17,7 @@ from prunelab.experiment.rebuild import point_model
 from prunelab.experiment.sweep import Sweep
 from prunelab.measure import evaluate
 from prunelab.pruning.calibration import Calibration
-from prunelab.pruning.obs import as_columns, from_columns, inverse_factor, patches, sparsegpt
+from prunelab.pruning.obs import as_columns, corrected, from_columns, inverse_factor, patches, sparsegpt
 
 
 def inputs(n=400, d=8, seed=0):
@@ -149,3 +149,26 @@ def test_bad_calibration_settings_are_one_line(digits_checkpoint, monkeypatch, c
     code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "obs+gradual", "--out",
                        tmp_path / "g")
     assert_user_error(code, err, "all at once")
+
+
+def test_the_sequential_correction_gives_on_shifted_inputs_what_the_dense_layer_gave():
+    """Inputs X̂ = X M (the layers before pruned): the corrected weights w M^-T reproduce X wᵀ."""
+    x = inputs(d=6)
+    g = torch.Generator().manual_seed(4)
+    m = torch.eye(6, dtype=torch.float64) + 0.3 * torch.randn(6, 6, generator=g, dtype=torch.float64)
+    x_hat = x @ m
+    w = torch.randn(3, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    fixed = corrected(w, x_hat.T @ x_hat / len(x), x_hat.T @ x / len(x), damp=1e-12)
+    assert torch.allclose(x_hat @ fixed.T, x @ w.T, atol=1e-6)
+    assert torch.allclose(corrected(w, x.T @ x / len(x), x.T @ x / len(x), 1e-12), w, atol=1e-8)
+
+
+def test_sequential_obs_counts_exactly_and_keeps_its_model(obs_run, tmp_path):
+    out, points, cfg = obs_run
+    sweep = Sweep(dataclasses.replace(cfg, methods=("obs-seq-global",), levels=(0.8,)), tmp_path / "seq")
+    p = next(p for p in sweep.run() if p.method == "obs-seq-global")
+    assert p.prunable_params - p.nonzero_params == round(0.8 * p.prunable_params)
+    assert p.correct > points["global", 0.8].correct
+    pruned, _, _ = point_model(tmp_path / "seq", "obs-seq-global", 0.8)
+    assert int(sum((w == 0).sum() for n, w in pruned.model.named_parameters() if n in p.layers)) == \
+        p.prunable_params - p.nonzero_params
