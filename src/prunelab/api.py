@@ -18,7 +18,7 @@ from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, split
 from .experiment.config import SweepConfig, validate
-from .experiment.point import keep, make_point
+from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
 from .experiment.runfolder import RunFolder
 from .experiment.spec import MethodSpec
@@ -60,13 +60,17 @@ def answers(points: list[Point], methods: tuple[str, ...], budget: float) -> dic
 
 
 def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_epoch=None,
-          on_start: Callable[[int, int], None] | None = None) -> tuple[list[Point], dict[str, Answer]]:
-    """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share."""
+          on_start: Callable[[int, int], None] | None = None, on_layer=None
+          ) -> tuple[list[Point], dict[str, Answer]]:
+    """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share,
+    `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
     run = Sweep(cfg, out)
     try:
         if on_start is not None:
-            on_start(len(run.mine()), len(run.mine()) - len(run.todo))
+            total = len(run.mine())
+            on_start(total, total - len(run.todo))
         run.on_train_epoch = on_train_epoch
+        run.workbench.on_layer = on_layer
         points = run.run(on_point)
     finally:
         run.store.close()
@@ -125,7 +129,7 @@ def _compute(cfg: SweepConfig, spec: MethodSpec, level: float, seed: int, input_
         for lv in [*chain, level]:
             pruned = make_point(spec, lv, seed, wb, folder)
             if spec.keeps_model:  # a channel chain's next level starts from this file
-                fmt = "structured" if pruned.structured is not None else "sparse"
+                fmt = file_format_of(pruned)
                 keep(pruned.model, fmt, folder.point_file(spec, lv, seed, fmt), wb.card)
     # The workbench's model is shared by its points: the result gets its own copy, in the memory
     # format a file reloads into (retraining leaves it channels_last).

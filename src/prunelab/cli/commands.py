@@ -178,8 +178,11 @@ def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
     def on_train_epoch(method, level, seed, record):
         shown["board"].epoch(record, prefix=f"retrain/{method}/level{round(1000 * level):04d}/seed{seed}")
 
+    def on_layer(layer, i, layers):  # a second-order point works layer by layer
+        shown["bar"].set_postfix(layer=f"{i + 1}/{layers} {layer}")
+
     try:
-        _, answers = api.sweep(cfg, out, budget, on_point, on_train_epoch, on_start)
+        _, answers = api.sweep(cfg, out, budget, on_point, on_train_epoch, on_start, on_layer)
     finally:
         for thing in shown.values():
             thing.close()

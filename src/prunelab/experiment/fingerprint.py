@@ -3,12 +3,15 @@ Settings added after stores were first written enter only when set, so those sto
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict
+from types import SimpleNamespace
 
 from ..io.checkpoint import weights_digest
 from ..recovery import RecoveryConfig
+from .config import SweepConfig
 from .workbench import Workbench
 
 
@@ -47,11 +50,15 @@ def fingerprint(wb: Workbench) -> dict:
         out["train_sha256"] = _digest(wb.train.train.x, wb.train.train.y)
     if cfg.round_to is not None:
         out["round_to"] = cfg.round_to
-    calibration = {"images": cfg.calibration, "seed": cfg.calibration_seed, "damp": cfg.damp,
-                   "block": cfg.obs_block}
+    calibration = _calibration_settings(cfg)
     if calibration != CALIBRATION_DEFAULTS:  # only when changed, as round_to
         out["calibration"] = calibration
     return out
 
 
-CALIBRATION_DEFAULTS = {"images": 1024, "seed": 0, "damp": 0.01, "block": 128}
+def _calibration_settings(cfg) -> dict:
+    return {"images": cfg.calibration, "seed": cfg.calibration_seed, "damp": cfg.damp, "block": cfg.obs_block}
+
+
+CALIBRATION_DEFAULTS = _calibration_settings(  # the settings' own defaults: one place for them
+    SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(SweepConfig)}))

@@ -47,20 +47,22 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
         layers = pruned.structured.layers
         prunable = sum(n for _, n in layers.values())
         nonzero = prunable - sum(r for r, _ in layers.values())
-        sparsity, effective, sparse = pruned.structured.achieved, float(counted.total), dense_bytes(model)
+        sparsity, effective, sparse = pruned.structured.achieved, float(counted.total), None
     else:
         counted = wb.dense_macs
         counts = count(model, wb.prunable)
         layers, sparsity = counts.per_layer, counts.sparsity
         nonzero, prunable = counts.nonzero, counts.prunable
         effective, sparse = counted.effective(weight_density(counts)), sparse_bytes(model, counts)
-    file_format = "structured" if pruned.structured is not None else "sparse"
+    file_format = file_format_of(pruned)
     file_bytes = _file_bytes(model, method, level, seed, wb, folder, file_format)
+    dense = dense_bytes(model)
     return Point(
         method=method.text, target_sparsity=level, seed=seed, sparsity=sparsity, nonzero_params=nonzero,
         prunable_params=prunable, total_params=sum(p.numel() for p in model.parameters()),
         correct=ev.correct, n_images=ev.n, top1=ev.top1, top5=ev.top5, loss=ev.loss,
-        dense_bytes=dense_bytes(model), sparse_bytes=sparse, seconds=time.perf_counter() - start,
+        dense_bytes=dense, sparse_bytes=dense if sparse is None else sparse,
+        seconds=time.perf_counter() - start,
         layers=layers, hits=ev.hits, macs=counted.total, effective_macs=effective, file_bytes=file_bytes,
         file_format=file_format if file_bytes is not None else None, **_latency(model, wb))
 
@@ -78,6 +80,11 @@ def _file_bytes(model: nn.Module, method: MethodSpec, level: float, seed: int, w
         return None
     with tempfile.TemporaryDirectory() as tmp:
         return save_sparse(Path(tmp) / "point.sparse", model, wb.card)
+
+
+def file_format_of(pruned: Pruned) -> str:
+    """How a point's model is stored: a smaller network as structured, a masked one as sparse."""
+    return "structured" if pruned.structured is not None else "sparse"
 
 
 def keep(model: nn.Module, file_format: str, path: Path, card) -> int:

@@ -62,6 +62,10 @@ class Bench:
         self.model.load_state_dict(self.dense_state)
         return self.model
 
+    def one_shot(self, pruner: Pruner, level: float, seed: int) -> Pruned:
+        """The trained weights pruned once by `pruner`: where every non-chained recovery starts."""
+        return pruner.prune(self.fresh(), level, self.ctx.but(seed=seed))
+
 
 class Recovery(ABC):
     """What happens after pruning.

@@ -15,7 +15,7 @@ class BatchNorm(Recovery):
     recalibrates = True
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
-        pruned = pruner.prune(bench.fresh(), level, bench.ctx.but(seed=seed))
+        pruned = bench.one_shot(pruner, level, seed)
         rc, card = bench.retrain, bench.ctx.card
         recalibrate_bn(pruned.model, bench.train_data(), card.mean, card.std, rc.bn_batches, rc.batch_size,
                        bench.device, seed, rc.bn_augment)

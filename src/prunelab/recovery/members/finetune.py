@@ -14,7 +14,7 @@ class FineTune(Recovery):
     trains = True
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
-        pruned = pruner.prune(bench.fresh(), level, bench.ctx.but(seed=seed))
+        pruned = bench.one_shot(pruner, level, seed)
         retrain(pruned.model, bench, seed, files, masks=pruned.masks)
         return pruned
 

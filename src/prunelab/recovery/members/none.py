@@ -15,7 +15,7 @@ class OneShot(Recovery):
         return pruner.updates_weights  # else pruning the checkpoint again rebuilds it exactly
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
-        return pruner.prune(bench.fresh(), level, bench.ctx.but(seed=seed))
+        return bench.one_shot(pruner, level, seed)
 
 
 ONE_SHOT = RECOVERIES.register(OneShot())
