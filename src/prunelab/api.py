@@ -30,6 +30,7 @@ from .io.formats import Exported, export_model, get_format
 from .models import ModelCard
 from .pruning import Pruned
 from .pruning.masks import check_sparsity
+from .quant.model import dequantized
 from .training import History, TrainConfig, fit, input_statistics, new_model
 
 
@@ -74,7 +75,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
         points = run.run(on_point)
     finally:
         run.store.close()
-    return points, answers(points, cfg.methods, budget)
+    return points, answers(points, tuple(m.text for m in run.methods), budget)
 
 
 def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> dict:
@@ -114,12 +115,14 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
     else:
         pruned, card, shape = _compute(cfg, spec, level, seed, input_size)
     channels = not spec.is_dense and spec.pruner.shrinks
-    exported = export_model(pruned.model, card, get_format(fmt, channels), out, shape)
+    exported = export_model(pruned.model, card, get_format(fmt, channels, spec.quant), out, shape)
     return Export(exported, pruned, level)
 
 
-def _compute(cfg: SweepConfig, spec: MethodSpec, level: float, seed: int, input_size: int):
-    """A point computed from the checkpoint alone (data loaded only if the method needs it)."""
+def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int):
+    """A point computed from the checkpoint alone (data loaded only if the method needs it); a
+    quantized method's is its base's network, quantized."""
+    spec = method.base
     validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,)))
     needs_data = not spec.from_checkpoint or (not spec.is_dense and spec.pruner.needs_calibration)
     wb = Workbench(cfg, input_size=None if needs_data else input_size)
@@ -134,6 +137,8 @@ def _compute(cfg: SweepConfig, spec: MethodSpec, level: float, seed: int, input_
     # The workbench's model is shared by its points: the result gets its own copy, in the memory
     # format a file reloads into (retraining leaves it channels_last).
     model = copy.deepcopy(pruned.model).cpu().eval().to(memory_format=torch.contiguous_format)
+    if method.quant is not None:
+        model = dequantized(model, method.quant)
     return Pruned(model, pruned.masks, pruned.structured), wb.card, wb.input_shape
 
 

@@ -25,6 +25,9 @@ def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False)
 def answer_line(a, width: int = 0) -> str:
     """One method's answer in one line; the counted share too where it reads differently from the
     swept level (channel methods reach a level only as closely as whole channels allow)."""
+    if not a.found:
+        return (f"{a.method:{width}s} no level keeps top-1 within {a.budget:g} pt of dense "
+                f"{a.dense_top1:.2f}% (not even its lowest)")
     measured = f"{100 * a.measured_sparsity:.1f}%"
     counted = "" if measured == f"{100 * a.sparsity:.1f}%" else f"{measured} counted; "
     return (f"{a.method:{width}s} {100 * a.sparsity:5.1f}% of prunable weights can go "
@@ -45,9 +48,31 @@ def write_report(run: Path, budget: float, gif: bool = True):
 
     rep = write(run, budget=budget, gif=gif)
     store = Store.open(run)
+    points = store.points()
     board = TensorBoard(run)
-    board.curve(rep.files["plot_png"], store.points())
+    board.curve(rep.files["plot_png"], points)
     board.close()
     store.close()
+    line = smallest_file_line(points, budget)
+    if line:
+        say(line)
     say(f"report: {rep.files['markdown']}")
     return rep
+
+
+def smallest_file_line(points, budget: float) -> str | None:
+    """The smallest measured file within the budget, in one line (None if no file was measured)."""
+    from ..experiment.analysis import sized, smallest_within, split
+
+    items = sized(points)
+    if not items:
+        return None
+    dense, _ = split(points)
+    best = smallest_within(items, dense.top1, budget)
+    if best is None:
+        return (f"smallest file: none of the {len(items)} measured files keeps top-1 within {budget:g} pt "
+                f"of dense")
+    return (f"smallest file within {budget:g} pt: {best.method} at {100 * best.level:.1f}%, "
+            f"{best.file_bytes:,.0f} bytes ({dense.dense_bytes / best.file_bytes:.1f}x smaller than the "
+            f"dense float32 tensors, {dense.dense_bytes:,} bytes), top-1 {best.top1:.2f}% vs dense "
+            f"{dense.top1:.2f}%")

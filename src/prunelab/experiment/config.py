@@ -9,6 +9,7 @@ from ..config import setting
 from ..errors import PrunelabError
 from ..measure import RUNTIMES, check_runtime, check_threads
 from ..pruning.masks import check_sparsity
+from ..quant import QUANTIZERS, QuantSpec, check_bits
 from ..recovery import RecoveryConfig, train_config
 from .spec import CLASSIC_LEVELS, MethodSpec, parse_levels
 
@@ -46,6 +47,11 @@ class SweepConfig:
                            "the exported ONNX.", choices=lambda: RUNTIMES.names())
     file_size: bool = setting(False, "Also write every one-shot mask point's sparse file to measure its "
                               "size (retrained and channel points always have theirs).")
+    bits: tuple[int, ...] = setting((), "Also quantize every mask method's points to these bits per weight "
+                                    "(2-8; each a method '<method>@<quantizer><bits>', measured on the file "
+                                    "read back).", shown="none")
+    quantizers: tuple[str, ...] = setting(("kmeans", "uniform"), "Schemes for --bits: kmeans (one codebook "
+                                          "per layer) and/or uniform (scales per output channel).")
     calibration: int = setting(1024, "Second-order methods (obs*): calibration images, drawn from the "
                                "training split.")
     calibration_seed: int = setting(0, "Second-order methods: seed of the calibration draw.")
@@ -55,7 +61,18 @@ class SweepConfig:
     device: str = setting("auto", "auto, cpu or cuda.")
 
     def method_specs(self) -> list[MethodSpec]:
-        return [MethodSpec.parse(m) for m in self.methods]
+        """The methods, then each mask method quantized by every --quantizers x --bits; a quantized
+        method's base (the network it quantizes) comes in before it if not named."""
+        given = [MethodSpec.parse(m) for m in self.methods]
+        quants = [QuantSpec(QUANTIZERS.get(q), check_bits(b, "in --bits")) for q in self.quantizers
+                  for b in self.bits]
+        out: dict[str, MethodSpec] = {}
+        for m in given:
+            out.setdefault(m.base.text, m.base)
+            out.setdefault(m.text, m)
+            if m.quant is None and not m.pruner.shrinks:
+                out.update({q.text: q for q in (m.quantized(spec) for spec in quants)})
+        return list(out.values())
 
 
 def validate(cfg: SweepConfig) -> list[MethodSpec]:

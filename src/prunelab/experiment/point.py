@@ -9,10 +9,12 @@ from pathlib import Path
 
 from torch import nn
 
+from ..io.formats import get_format
 from ..io.formats.sparse import save_sparse
 from ..io.formats.structured import save_structured, structured_bytes
 from ..measure import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
+from .rebuild import point_model
 from .runfolder import RunFolder
 from .spec import MethodSpec
 from .store import Point
@@ -32,13 +34,30 @@ def make_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folde
 def run_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder) -> Point:
     """Compute and measure one point."""
     start = time.perf_counter()
+    if method.quant is not None:
+        return quantized_point(method, level, seed, wb, folder, start)
     pruned = make_point(method, level, seed, wb, folder)
     return measure(pruned, method, level, seed, wb, folder, start)
 
 
+def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder,
+                    start: float) -> Point:
+    """A quantized point: the network of its base point (stored in this run folder before it),
+    written as the quantized file, read back, and what was read measured."""
+    base, card, _ = point_model(folder.root, method.base.text, level, seed)
+    fmt = get_format("quantized", False, method.quant)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "point.quantized"
+        size = fmt.write(path, base.model, card, wb.input_shape)
+        model, _ = fmt.read(path)
+    return measure(Pruned(model.to(wb.device), base.masks), method, level, seed, wb, folder, start,
+                   file=(size, fmt.name))
+
+
 def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder,
-            start: float) -> Point:
-    """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`."""
+            start: float, file: tuple[int, str] | None = None) -> Point:
+    """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`;
+    `file` is its file's (bytes, format) where already written, else measured here."""
     cfg, model = wb.cfg, pruned.model
     x, y = wb.test
     ev = evaluate(model, x, y, cfg.batch_size)
@@ -54,8 +73,12 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
         layers, sparsity = counts.per_layer, counts.sparsity
         nonzero, prunable = counts.nonzero, counts.prunable
         effective, sparse = counted.effective(weight_density(counts)), sparse_bytes(model, counts)
-    file_format = file_format_of(pruned)
-    file_bytes = _file_bytes(model, method, level, seed, wb, folder, file_format)
+    if file is None:
+        file_format = file_format_of(pruned)
+        file_bytes = _file_bytes(model, method, level, seed, wb, folder, file_format)
+    else:
+        file_bytes, file_format = file
+    quant = method.quant
     dense = dense_bytes(model)
     return Point(
         method=method.text, target_sparsity=level, seed=seed, sparsity=sparsity, nonzero_params=nonzero,
@@ -64,7 +87,9 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
         dense_bytes=dense, sparse_bytes=dense if sparse is None else sparse,
         seconds=time.perf_counter() - start,
         layers=layers, hits=ev.hits, macs=counted.total, effective_macs=effective, file_bytes=file_bytes,
-        file_format=file_format if file_bytes is not None else None, **_latency(model, wb))
+        file_format=file_format if file_bytes is not None else None,
+        bits=quant.bits if quant else None, quantizer=quant.quantizer.name if quant else None,
+        **_latency(model, wb))
 
 
 def _file_bytes(model: nn.Module, method: MethodSpec, level: float, seed: int, wb: Workbench,

@@ -14,6 +14,7 @@ from ..io.formats.sparse import load_sparse
 from ..io.formats.structured import load_structured
 from ..models import ModelCard
 from ..pruning import PruneContext, Pruned
+from ..quant.model import dequantized
 from ..recovery.members.iterative import read_chain_state
 from .runfolder import RunFolder
 from .spec import MethodSpec
@@ -68,6 +69,9 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     """
     config, digest = _stored(run, method, level, seed)
     spec = MethodSpec.parse(method, allow_dense=True)
+    if spec.quant is not None:  # its base point's network, quantized as the sweep quantized it
+        base, card, shape = point_model(run, spec.base.text, level, seed)
+        return Pruned(dequantized(base.model, spec.quant), base.masks), card, shape
     if "input_shape" in config:
         shape = tuple(config["input_shape"])
     else:  # runs from before the shape was saved: read it off the data

@@ -8,35 +8,54 @@ from ..errors import PrunelabError
 from ..pruning import PRUNERS, Pruner
 from ..pruning.masks import check_sparsity
 from ..pruning.schedules import geometric
+from ..quant import QuantSpec
 from ..recovery import RECOVERIES, Recovery
 from .store import DENSE
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A sweep method, resolved: the pruner (None for the dense baseline) and the recovery.
+    """A sweep method, resolved: the pruner (None for the dense baseline), the recovery, and the
+    quantization of the recovered weights (None: float weights).
 
     Attributes:
-        text: as stored and shown ('global+iter'; 'dense' for the baseline).
+        text: as stored and shown ('global+iter', 'global+iter@kmeans4'; 'dense' for the baseline).
     """
 
     text: str
     pruner: Pruner | None
     recovery: Recovery
+    quant: QuantSpec | None = None
 
     @classmethod
     def parse(cls, text: str, allow_dense: bool = False) -> MethodSpec:
-        """'global+iter' -> the global pruner and the iterative recovery, or a one-line error
-        (unknown names with suggestions, or a recovery that cannot follow that pruner)."""
+        """'global+iter@kmeans4' -> the global pruner, the iterative recovery and 4-bit k-means
+        codebooks, or a one-line error (unknown names with suggestions, or a recovery that cannot
+        follow that pruner)."""
         if allow_dense and text == DENSE:
             return cls(DENSE, None, RECOVERIES.get("none"))
-        name, _, recovery_name = text.partition("+")
+        head, at, quant = text.partition("@")
+        name, _, recovery_name = head.partition("+")
         pruner = PRUNERS.get(name)
         recovery = RECOVERIES.get(recovery_name or "none")
         reason = recovery.refusal(pruner)
         if reason:
             raise PrunelabError(reason)
-        return cls(text, pruner, recovery)
+        if at and pruner.shrinks:
+            raise PrunelabError(f"'{text}': quantizing a channel-pruned network is not supported; quantize "
+                                f"a mask method (e.g. global@{quant}), or export the channel method as onnx")
+        return cls(text, pruner, recovery, QuantSpec.parse(quant) if at else None)
+
+    @property
+    def base(self) -> MethodSpec:
+        """The method whose network this one quantizes (itself if it does not)."""
+        if self.quant is None:
+            return self
+        return MethodSpec(self.text.partition("@")[0], self.pruner, self.recovery)
+
+    def quantized(self, quant: QuantSpec) -> MethodSpec:
+        """This method with its weights quantized by `quant`."""
+        return MethodSpec(f"{self.base.text}@{quant.text}", self.pruner, self.recovery, quant)
 
     @property
     def is_dense(self) -> bool:
@@ -49,14 +68,17 @@ class MethodSpec:
 
     @property
     def keeps_model(self) -> bool:
-        """Its model must be kept in the run folder: it cannot be rebuilt by pruning the checkpoint."""
-        return not self.is_dense and self.recovery.keeps_model(self.pruner)
+        """Its model must be kept in the run folder: it cannot be rebuilt by pruning the checkpoint
+        (a quantized method keeps nothing of its own: it is its base's network, quantized again)."""
+        return not self.is_dense and self.quant is None and self.recovery.keeps_model(self.pruner)
 
     @property
     def from_checkpoint(self) -> bool:
         """Its model is the checkpoint pruned again: the dense baseline, and one-shot pruners that
-        leave the weights they keep alone. Else it is a kept file or a chain's state."""
-        return self.is_dense or not (self.recovery.trains or self.recovery.chained or self.keeps_model)
+        leave the weights they keep alone. Else it is a kept file, a chain's state, or (quantized)
+        its base point's network."""
+        return self.is_dense or not (self.recovery.trains or self.recovery.chained or self.keeps_model
+                                     or self.quant is not None)
 
     def levels(self, grid: tuple[float, ...]) -> tuple[float, ...]:
         return (0.0,) if self.is_dense else self.pruner.levels(grid)

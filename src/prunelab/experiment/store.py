@@ -41,6 +41,10 @@ class Point:
         latency_b1, latency_b64: median forward time at batch 1 and 64, measured on the sweep's
             device with `latency_threads` CPU threads, run by `latency_runtime` ('torch' eager, or
             'onnxruntime' on the exported ONNX; None in stores older than the choice: torch).
+
+    Quantized points (methods '<method>@<quantizer><bits>'; None for float weights):
+        bits: bits per kept conv/linear weight; quantizer: the scheme ('kmeans', 'uniform').
+        Their accuracy, sparsity and `file_bytes` are those of the quantized file read back.
     """
 
     method: str
@@ -68,6 +72,8 @@ class Point:
     latency_b64: float | None = None
     latency_threads: int | None = None
     latency_runtime: str | None = None
+    bits: int | None = None
+    quantizer: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -43,17 +43,18 @@ def plan(methods: list[MethodSpec], levels: tuple[float, ...], seeds: tuple[int,
 
 def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
     """This process's share under torchrun: every point of an iterative chain goes to one process
-    (they depend on each other), other points round-robin."""
+    (they depend on each other), a quantized point to its base point's, other points round-robin."""
     chains: dict[tuple[str, int], int] = {}
-    out = []
+    owners: dict[tuple[str, int, int], int] = {}
     for i, p in enumerate(points):
-        if p.method.recovery.chained:
+        if p.method.quant is not None:
+            owner = owners[PointSpec(p.method.base, p.level, p.seed).key]
+        elif p.method.recovery.chained:
             owner = chains.setdefault((p.method.text, p.seed), len(chains)) % ranks
         else:
             owner = i % ranks
-        if owner == me:
-            out.append(p)
-    return out
+        owners[p.key] = owner
+    return [p for p in points if owners[p.key] == me]
 
 
 class Sweep:

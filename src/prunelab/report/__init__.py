@@ -12,13 +12,14 @@ from ..experiment.analysis import Answer
 from ..experiment.store import CSV_FIELDS, Point
 from .gif import write_gif
 from .markdown import markdown
-from .plots import has_savings, write_plot, write_savings_plot
+from .plots import has_files, has_savings, write_memory_plot, write_plot, write_savings_plot
 from .read import read_run
 
 CSV_FILE = "results.csv"
 MARKDOWN_FILE = "report.md"
 PLOT_FILE = "accuracy_vs_sparsity"  # .png and .svg
 SAVINGS_FILE = "accuracy_vs_savings"  # .png and .svg, when the points carry savings
+MEMORY_FILE = "accuracy_vs_bytes"  # .png and .svg, when some points have a measured file
 GIF_FILE = "pruning.gif"
 
 
@@ -73,6 +74,10 @@ def write_report(run: str | os.PathLike, budget: float = 1.0, n_boot: int = 2000
         files["savings_png"] = folder / f"{SAVINGS_FILE}.png"
         files["savings_svg"] = folder / f"{SAVINGS_FILE}.svg"
         write_savings_plot(files["savings_png"], files["savings_svg"], data)
+    if has_files(data):
+        files["memory_png"] = folder / f"{MEMORY_FILE}.png"
+        files["memory_svg"] = folder / f"{MEMORY_FILE}.svg"
+        write_memory_plot(files["memory_png"], files["memory_svg"], data, budget)
     if gif:
         write_gif(files["gif"], data)
     files["markdown"].write_text(markdown(data, files), encoding="utf-8")

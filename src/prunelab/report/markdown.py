@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..experiment.analysis import pareto, sized, smallest_within
 from ..experiment.store import level_key
 from .gif import GIF_METHOD
 from .read import Point, RunView, latency_setup, layer_zeros, mean_of, nbytes, pct
@@ -22,6 +23,10 @@ def markdown(data: RunView, files: dict[str, Path]) -> str:
               "| drop (points) | measured sparsity |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for m, a in data.answers.items():
+        if not a.found:
+            lines.append(f"| {m} | none: its lowest level misses the budget | – | – | {a.dense_top1:.1f}% "
+                         f"| – | – |")
+            continue
         lines.append(f"| {m} | {pct(a.sparsity)} | {pct(a.ci_low)} – {pct(a.ci_high)} | {a.top1:.1f}% "
                      f"| {a.dense_top1:.1f}% | {a.drop:.1f} | {pct(a.measured_sparsity)} |")
     interval = (f"The 95% interval is the 2.5–97.5 percentile range of the same answer over {n_boot:,} "
@@ -52,6 +57,10 @@ def markdown(data: RunView, files: dict[str, Path]) -> str:
         lines += ["", "## What the pruned models really save", "",
                   f"![top-1 against MACs, latency and file size]({files['savings_png'].name}) "
                   f"([SVG]({files['savings_svg'].name}))", "", *_savings_table(data)]
+    if "memory_png" in files:
+        lines += ["", "## Memory: top-1 against the file on disk", "",
+                  f"![top-1 against file size, Pareto frontier]({files['memory_png'].name}) "
+                  f"([SVG]({files['memory_svg'].name}))", "", *_memory(data, budget)]
     lines += ["", "## Per-layer sparsity at each answer", "", *_layer_table(data)]
     lines += ["", "## Top-1 at every level", "", *_accuracy_table(data)]
     lines += ["", "## Sizes at each answer", "", *_size_table(data)]
@@ -83,7 +92,7 @@ def _savings_table(data: RunView) -> list[str]:
     for m, curve in data.curves.items():
         for level in curve.levels:
             group = data.at(m, float(level))
-            star = " (answer)" if level_key(data.answers[m].sparsity) == level_key(level) else ""
+            star = " (answer)" if _is_answer(data, m, level) else ""
             rows.append(row(f"{m} at {pct(level)}{star}", group))
     setup = f" ({latency_setup(data)})" if latency else ""
     return ["Every swept point (seeds averaged). MACs as run are counted by torch's FlopCounterMode on "
@@ -95,9 +104,36 @@ def _savings_table(data: RunView) -> list[str]:
             "", *rows]
 
 
+def _is_answer(data: RunView, method: str, level: float) -> bool:
+    a = data.found.get(method)
+    return a is not None and level_key(a.sparsity) == level_key(level)
+
+
+def _memory(data: RunView, budget: float) -> list[str]:
+    """The smallest file within the budget, then the frontier's points."""
+    items = sized(data.points)
+    dense, best = data.dense, smallest_within(items, data.dense.top1, budget)
+    ref = f"the dense float32 tensors ({nbytes(dense.dense_bytes)})"
+    if best is None:
+        answer = f"No measured file keeps top-1 within {budget:g} point of dense {dense.top1:.1f}%."
+    else:
+        answer = (f"**The smallest file within the budget: {best.method} at {pct(best.level)}, "
+                  f"{nbytes(best.file_bytes)}, {dense.dense_bytes / best.file_bytes:.1f}x smaller than "
+                  f"{ref}**, "
+                  f"top-1 {best.top1:.1f}% (dense {dense.top1:.1f}%, budget {budget:g} pt).")
+    rows = ["| on the frontier | bits | top-1 | file (measured) | smaller than dense |",
+            "|---|---:|---:|---:|---:|"]
+    for s in pareto(items):
+        rows.append(f"| {s.method} at {pct(s.level)} | {s.bits or 32} | {s.top1:.1f}% "
+                    f"| {nbytes(s.file_bytes)} | {dense.dense_bytes / s.file_bytes:.1f}x |")
+    return [answer, "", "Every point whose file was written and measured (quantized points: the file "
+            "read back is the network evaluated). The frontier keeps the points no other beats on both "
+            "size and top-1.", "", *rows]
+
+
 def _layer_table(data: RunView) -> list[str]:
-    at = {m: layer_zeros(data.at(m, a.sparsity)) for m, a in data.answers.items()}
-    head = "| layer | size |" + "".join(f" {m} at {pct(a.sparsity)} |" for m, a in data.answers.items())
+    at = {m: layer_zeros(data.at(m, a.sparsity)) for m, a in data.found.items()}
+    head = "| layer | size |" + "".join(f" {m} at {pct(a.sparsity)} |" for m, a in data.found.items())
     rows = [head, "|---|---:|" + "---:|" * len(at)]
     for name, (_, size) in data.dense.layers.items():
         cells = "".join(f" {pct(layers[name][0] / size)} ({layers[name][0]:,.0f}) |"
@@ -123,7 +159,7 @@ def _accuracy_table(data: RunView) -> list[str]:
                 continue
             top1 = [p.top1 for p in group]
             text = f"{np.mean(top1):.1f}" + (f" ± {np.std(top1):.1f}" if len(top1) > 1 else "")
-            if level_key(data.answers[m].sparsity) == level_key(level):
+            if _is_answer(data, m, level):
                 text = f"**{text}**"
             cells.append(f" {text} |")
         rows.append(f"| {pct(level)} |" + "".join(cells))
@@ -136,7 +172,7 @@ def _size_table(data: RunView) -> list[str]:
     rows = ["| model | sparsity (measured) | dense bytes | bitmask + nonzero values | vs dense |",
             "|---|---:|---:|---:|---:|",
             f"| dense | 0.0% | {nbytes(dense_bytes)} | – | 100.0% |"]
-    for m, a in data.answers.items():
+    for m, a in data.found.items():
         group = data.at(m, a.sparsity)
         sparse = float(np.mean([p.sparse_bytes for p in group]))
         rows.append(f"| {m} at {pct(a.sparsity)} | {pct(a.measured_sparsity)} | {nbytes(dense_bytes)} "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..experiment.analysis import pareto, sized, smallest_within
 from ..experiment.store import level_key
 from .read import RunView, from_dense, latency_setup, mean_of
 
@@ -50,6 +51,8 @@ def write_plot(png: Path, svg: Path, data: RunView) -> None:
         if seeds > 1:
             ax.fill_between(x, top1 - std, top1 + std,
                             color=color, alpha=0.2, lw=0)
+        if not a.found:
+            continue
         xa = 100 * a.measured_sparsity
         ax.axvline(xa, color=color, ls=":", lw=1.2, alpha=0.8)
         ax.hlines(a.top1, 100 * a.ci_low, 100 * a.ci_high, color=color, lw=5, alpha=0.35, zorder=2)
@@ -73,7 +76,9 @@ def savings_series(data: RunView, method: str, field: str) -> tuple[np.ndarray, 
     """(x = mean of `field`, top-1) over a method's levels, from the dense model on; levels
     missing the field are left out."""
     xs, ys = [], []
-    levels = [0.0] + [float(s) for s in data.curves[method].levels if level_key(s) != 0]
+    curve = data.curves[method]
+    levels = [] if curve.quantized else [0.0]  # a quantized curve does not start at the float dense model
+    levels += [float(s) for s in curve.levels if curve.quantized or level_key(s) != 0]
     for level in levels:
         group = data.at(method, level)
         x = mean_of(group, field)
@@ -116,4 +121,45 @@ def write_savings_plot(png: Path, svg: Path, data: RunView) -> None:
     fig.suptitle(f"{data.model}: accuracy against what is saved ({data.n_images:,} test images; dashed "
                  f"line: dense {data.dense.top1:.1f}%)", fontsize=11)
     fig.savefig(png, dpi=110)
+    fig.savefig(svg, metadata={"Date": None})
+
+
+def has_files(data: RunView) -> bool:
+    return bool(sized(data.points))
+
+
+def write_memory_plot(png: Path, svg: Path, data: RunView, budget: float) -> None:
+    """Top-1 against bytes on disk for every measured file, the Pareto frontier, the budget, and
+    the smallest file within it (★)."""
+    from matplotlib.figure import Figure
+
+    items, dense = sized(data.points), data.dense
+    fig = Figure(figsize=(10, 5.2), layout="constrained")
+    ax = fig.subplots()
+    ax.axhspan(dense.top1 - budget, dense.top1, color="0.55", alpha=0.18, lw=0,
+               label=f"budget: {budget:g} pt below dense")
+    ax.axhline(dense.top1, color="0.25", ls="--", lw=1, label=f"dense {dense.top1:.1f}%")
+    ax.axvline(dense.dense_bytes / 1e3, color="0.25", ls=":", lw=1, label="dense float32 tensors")
+    for method in data.curves:
+        mine = [s for s in items if s.method == method]
+        if mine:
+            ax.plot([s.file_bytes / 1e3 for s in mine], [s.top1 for s in mine], "o", ms=4,
+                    color=data.color(method), label=method, alpha=0.85)
+    front = pareto(items)
+    ax.step([s.file_bytes / 1e3 for s in front], [s.top1 for s in front], where="post", color="black",
+            lw=1.2, label="Pareto frontier")
+    best = smallest_within(items, dense.top1, budget)
+    if best is not None:
+        ax.plot(best.file_bytes / 1e3, best.top1, "*", ms=16, color="gold", mec="black", mew=0.8, zorder=5,
+                label=f"smallest within budget: {best.method} at {100 * best.level:.0f}%, "
+                      f"{best.file_bytes / 1e3:,.1f} kB ({dense.dense_bytes / best.file_bytes:.1f}x smaller)")
+    ax.set_xscale("log")
+    ax.invert_xaxis()  # savings grow to the right
+    ax.set_ylim(*limits(data))
+    ax.set_xlabel("file on disk, kB (measured; log scale)")
+    ax.set_ylabel("top-1 accuracy (%) of the network the file holds")
+    ax.grid(alpha=0.3, lw=0.5, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"{data.model}: accuracy against memory, {data.n_images:,} test images", fontsize=11)
+    fig.savefig(png, dpi=120)
     fig.savefig(svg, metadata={"Date": None})

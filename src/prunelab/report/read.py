@@ -52,6 +52,11 @@ class RunView:
             return [self.dense]
         raise KeyError((method, level))
 
+    @property
+    def found(self) -> dict[str, Answer]:
+        """The answers that name a level (a quantized method may keep none within the budget)."""
+        return {m: a for m, a in self.answers.items() if a.found}
+
     def seeds(self, method: str, level: float) -> int:
         return len(self.groups.get((method, level_key(level)), ()))
 
@@ -89,9 +94,10 @@ def layer_zeros(points: list[Point]) -> dict[str, tuple[float, int]]:
 
 def from_dense(data: RunView, curve: Curve) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(levels, measured sparsity %, top-1 %, std) of a curve, starting at the dense model when
-    sparsity 0 was not swept (it is the dense model, as the answer counts it)."""
+    sparsity 0 was not swept (it is the dense model, as the answer counts it; not for a quantized
+    curve, whose networks are all quantized)."""
     levels, x, top1, std = curve.levels, 100 * curve.sparsity, curve.top1, curve.top1_std
-    if level_key(levels[0]) != 0:
+    if level_key(levels[0]) != 0 and not curve.quantized:
         levels, x = np.r_[0.0, levels], np.r_[0.0, x]
         top1, std = np.r_[data.dense.top1, top1], np.r_[0.0, std]
     return levels, x, top1, std

@@ -60,6 +60,11 @@ class Format(ABC):
     def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
         """The model a file holds (eval mode) and its card."""
 
+    def bound(self, quant, channels: bool) -> Format:
+        """This format for a model quantized by `quant` (a QuantSpec, or None) and pruned by
+        channels or not: formats of float weights take the decoded model as it is."""
+        return self
+
     def reload_diff(self, path: Path, model: nn.Module, x: torch.Tensor) -> float:
         """Max |logits of the file read back - logits of `model`| on `x` (0.0: bit-exact)."""
         back, _ = self.read(path)
@@ -94,11 +99,12 @@ class Exported:
     floor: Floor | None
 
 
-def get_format(name: str, channels: bool) -> Format:
-    """The format called `name`, refusing one that cannot hold a (channel-pruned or masked) model."""
+def get_format(name: str, channels: bool, quant=None) -> Format:
+    """The format called `name` for a (channel-pruned or masked) model quantized by `quant` (a
+    QuantSpec, or None), refusing one that cannot hold it."""
     fmt = FORMATS.get(name)
     fmt.accepts(channels)
-    return fmt
+    return fmt.bound(quant, channels)
 
 
 def export_model(model: nn.Module, card: ModelCard, fmt: Format, out: str | os.PathLike,

@@ -1,0 +1,176 @@
+"""The pruned and quantized file: per conv/linear weight a bitmask of its nonzeros, their codes and
+the scheme's float16 table (codebook or scales), every other tensor in float16; compressed. It
+reads back as exactly the network the sweep measured for the point (`QuantizedModel`)."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from ...errors import PrunelabError
+from ...models import ModelCard, create_model
+from ...quant import QuantSpec, quantize_model
+from ...quant.base import Quantized
+from ...quant.model import QuantizedModel
+from . import FORMATS, Floor, Format
+from .sparse import entropy_bits
+
+QUANT_MAGIC = b"PRUNELAB-QUANT\x00\x00"  # 16 bytes, then a little-endian u32 header length
+QUANT_FORMAT = "prunelab-quantized/1"
+_LZMA = {"preset": 9 | lzma.PRESET_EXTREME}
+STREAMS = ("mask", "codes", "tables", "rest")
+
+
+def _pack(q: QuantizedModel) -> tuple[list[dict], dict[str, bytes]]:
+    """Header entries and the four raw streams (each LZMA-compressed on write)."""
+    entries, streams = [], {k: [] for k in STREAMS}
+    for name in q.order:
+        if name in q.coded:
+            c = q.coded[name]
+            entries.append({"name": name, "shape": list(c.shape), "coded": True, "nonzero": int(c.codes.size),
+                            "table": int(c.table.size)})
+            streams["mask"].append(np.packbits(c.mask).tobytes())  # each tensor's bits start on a byte
+            streams["codes"].append(c.codes.tobytes())
+            streams["tables"].append(c.table.astype("<f2").tobytes())
+        else:
+            a = q.rest[name]
+            entries.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name})
+            streams["rest"].append(a.astype(a.dtype.newbyteorder("<")).tobytes())
+    return entries, {k: b"".join(v) for k, v in streams.items()}
+
+
+def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, spec: QuantSpec) -> int:
+    """Quantize `model` by `spec` and write it; returns the file's bytes.
+
+    Layout: magic, u32 header length, JSON header (card, scheme, bits, tensors, stream lengths),
+    then the LZMA streams of masks, codes, tables and the other tensors, in that order. Registry
+    shapes only (masked models): channel-pruned networks are not quantized.
+    """
+    entries, raw = _pack(quantize_model(model, spec))
+    streams = {k: lzma.compress(v, **_LZMA) for k, v in raw.items()}
+    header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
+              "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(QUANT_MAGIC + struct.pack("<I", len(head)) + head + b"".join(streams[k] for k in STREAMS))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PrunelabError(f"cannot read {path}: {exc}") from None
+    if not data.startswith(QUANT_MAGIC):
+        raise PrunelabError(f"{path} is not a prunelab quantized file (wrong magic bytes)")
+    try:
+        (n,) = struct.unpack_from("<I", data, len(QUANT_MAGIC))
+        start = len(QUANT_MAGIC) + 4
+        header = json.loads(data[start:start + n])
+        offset, streams = start + n, {}
+        for k in STREAMS:
+            size = header["streams"][k]
+            streams[k] = lzma.decompress(data[offset:offset + size])
+            offset += size
+        return header, streams
+    except (struct.error, ValueError, KeyError, lzma.LZMAError) as exc:
+        raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
+
+
+def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
+    """What a quantized file holds: its codes and tables, and its card."""
+    path = Path(path)
+    header, s = _read(path)
+    card = ModelCard.from_json(header, f"the header of {path}")
+    spec = QuantSpec.parse(f"{header['scheme']}{header['bits']}")
+    at = dict.fromkeys(STREAMS, 0)
+
+    def take(stream: str, size: int) -> bytes:
+        chunk = s[stream][at[stream]:at[stream] + size]
+        at[stream] += size
+        return chunk
+
+    coded, rest, order = {}, {}, []
+    for e in header["tensors"]:
+        shape, n = tuple(e["shape"]), math.prod(e["shape"])
+        order.append(e["name"])
+        if e.get("coded"):
+            bits = np.frombuffer(take("mask", -(-n // 8)), dtype=np.uint8)
+            mask = np.unpackbits(bits, count=n).astype(bool)
+            codes = np.frombuffer(take("codes", e["nonzero"]), dtype=np.uint8)
+            table = np.frombuffer(take("tables", 2 * e["table"]), dtype="<f2").astype(np.float16)
+            coded[e["name"]] = Quantized(shape, mask, codes, table, spec.quantizer.name, spec.bits)
+        else:
+            dtype = np.dtype(e["dtype"]).newbyteorder("<")
+            rest[e["name"]] = np.frombuffer(take("rest", n * dtype.itemsize), dtype=dtype).reshape(shape)
+    return QuantizedModel(spec, coded, rest, order), card
+
+
+def load_quantized(path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
+    """The network a quantized file decodes to (float32 weights), eval mode."""
+    q, card = read_quantized(path)
+    model = create_model(card.model, card.num_classes, card.in_channels)
+    model.load_state_dict(q.state_dict())
+    return model.eval(), card
+
+
+def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
+    """Theory: nonzeros x bits + the masks' entropy + the tables and the other tensors at 16 bits."""
+    q = quantize_model(model, spec)
+    n = nnz = 0
+    layer_bits = extra = 0.0
+    for c in q.coded.values():
+        k = int(c.mask.sum())
+        n, nnz = n + c.mask.size, nnz + k
+        layer_bits += c.mask.size * entropy_bits(k / c.mask.size)
+        extra += 16 * c.table.size
+    extra += sum(8 * a.nbytes for a in q.rest.values())
+    values = nnz * spec.bits + extra
+    return Floor((values + n * entropy_bits(nnz / n if n else 0)) / 8, (values + layer_bits) / 8)
+
+
+class QuantizedFormat(Format):
+    """The quantized file of one scheme and bit width: `get_format('quantized', channels, spec)`.
+    Quantizing is idempotent (a decoded model quantizes to the same values), so the model given
+    may be the float one or the one the point measured: the file holds the same network."""
+
+    name = "quantized"
+    description = "bitmask + k-bit codes of the nonzeros + codebooks/scales, compressed (method@<quant>)"
+
+    channels = False
+    refusal = ("format 'quantized' holds masked networks of the registry's shapes; a channel method's "
+               "network is not quantized (export it as onnx or structured)")
+
+    def __init__(self, spec: QuantSpec | None = None):
+        self.spec = spec
+
+    def bound(self, quant: QuantSpec | None, channels: bool) -> Format:
+        if quant is None:
+            raise PrunelabError("format 'quantized' writes a method's quantized weights: name the "
+                                "quantization in the method, e.g. --method global@kmeans4 or global@uniform8")
+        return QuantizedFormat(quant)
+
+    def write(self, path: Path, model: nn.Module, card: ModelCard, input_shape: tuple[int, ...]) -> int:
+        return save_quantized(path, model, card, self.spec)
+
+    def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
+        return load_quantized(path)
+
+    def floor(self, model: nn.Module) -> Floor:
+        return quantized_floor(model, self.spec)
+
+
+FORMATS.register(QuantizedFormat())

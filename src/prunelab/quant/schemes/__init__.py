@@ -1,0 +1,1 @@
+"""Quantization schemes, one per file; each registers itself in QUANTIZERS."""
