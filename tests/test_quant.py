@@ -23,6 +23,7 @@ from prunelab.pruning.masks import apply_masks, prunable_weights
 from prunelab.quant import QUANTIZERS, QuantSpec, quantize_model
 from prunelab.quant.model import dequantized
 from prunelab.quant.schemes.kmeans import kmeans_1d
+from prunelab.quant.tune import hold_codes, release_codes
 
 CARD = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, tuple("abcdefghij"))
 SPECS = ["kmeans2", "kmeans4", "uniform2", "uniform8"]
@@ -123,7 +124,8 @@ def test_damaged_and_foreign_files_are_one_line(pruned80, tmp_path):
 
 @pytest.mark.parametrize("text,needle", [
     ("kmeans1", "bits 1"), ("uniform9", "bits 9"), ("kmeans17", "bits 17"), ("uniform0", "bits 0"),
-    ("eight", "<scheme><bits>"), ("kmean4", "did you mean kmeans"), ("kmeans", "<scheme><bits>")])
+    ("eight", "<scheme><bits>"), ("kmean4", "did you mean kmeans"), ("kmeans", "<scheme><bits>"),
+    ("kmeans4+bn", r"only '\+ft'")])
 def test_bad_quantization_specs(text, needle):
     with pytest.raises(PrunelabError, match=needle):
         MethodSpec.parse(f"global@{text}")
@@ -233,3 +235,54 @@ def test_cli_export_quantized_needs_the_quantization(quant_run, monkeypatch, cap
     code, _, err = run(monkeypatch, capsys, "export", out, "--method", "global", "--level", "0.5",
                        "--format", "quantized", "--out", tmp_path / "m.q")
     assert_user_error(code, err, "global@kmeans4")
+
+
+@pytest.mark.parametrize("text", ["kmeans3", "uniform4"])
+def test_held_codes_compute_the_quantized_network_and_train_only_the_tables(pruned80, text):
+    spec = QuantSpec.parse(text)
+    model = pruned_resnet20(0.8)
+    hold_codes(model, quantize_model(model, spec))
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert torch.equal(model(x), dequantized(pruned_resnet20(0.8), spec)(x))
+    model.train()
+    model(x).square().mean().backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.5 * p.grad
+    release_codes(model.eval())
+    then = quantize_model(dequantized(pruned_resnet20(0.8), spec), spec).coded
+    assert list(model.state_dict()) == list(pruned80.state_dict())  # the file's order: the same file
+    moved = 0
+    for name, c in quantize_model(model, spec).coded.items():
+        before = pruned80.state_dict()[name]
+        assert torch.equal(model.state_dict()[name] != 0, before != 0), name  # the mask held
+        # The codes held: the weights sharing a value (per row for scales) still share one and no other.
+        per_row = spec.quantizer.name == "uniform"
+        now, old = ([(r, k) if per_row else k for r, k in zip(q.rows.tolist(), q.codes.tolist(), strict=True)]
+                    for q in (c, then[name]))
+        assert len(set(zip(now, old, strict=True))) == len(set(now)) == len(set(old)), name
+        moved += not np.array_equal(c.table, then[name].table)
+    assert moved > 0  # ... and the tables trained
+
+
+def test_tuned_tables_recover_and_the_point_keeps_its_file(quant_run, digits_checkpoint, digits, monkeypatch,
+                                                           capsys, tmp_path):
+    out, _ = quant_run
+    cfg = SweepConfig(checkpoint=str(digits_checkpoint), methods=("global", "global@kmeans2+ft"),
+                      levels=(0.5, 0.8), bits=(4, 2))
+    sweep = Sweep(cfg, out)
+    assert sorted({p.method.text for p in sweep.todo}) == ["global@kmeans2+ft"]
+    by = {(p.method, p.target_sparsity): p for p in sweep.run()}
+    tuned, plain = by[("global@kmeans2+ft", 0.8)], by[("global@kmeans2", 0.8)]
+    assert tuned.nonzero_params == plain.nonzero_params and tuned.bits == 2
+    kept = out / "models" / "global@kmeans2_ft-seed0" / "0800000.quantized"
+    assert kept.stat().st_size == tuned.file_bytes
+    model, _ = load_quantized(kept)
+    x = normalize(digits.test.x, (0.5,), (0.5,))
+    assert evaluate(model, x, digits.test.y).correct == tuned.correct
+    code, said, err = run(monkeypatch, capsys, "export", out, "--method", "global@kmeans2+ft", "--level", 0.8,
+                          "--format", "quantized", "--out", tmp_path / "m.q")
+    assert code == 0 and "bit-exact" in said, err
+    assert (tmp_path / "m.q").read_bytes() == kept.read_bytes()

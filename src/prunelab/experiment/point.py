@@ -14,6 +14,9 @@ from ..io.formats.sparse import save_sparse
 from ..io.formats.structured import save_structured, structured_bytes
 from ..measure import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
+from ..quant import quantize_model
+from ..quant.tune import hold_codes, release_codes
+from ..recovery.retrain import retrain
 from .rebuild import point_model
 from .runfolder import RunFolder
 from .spec import MethodSpec
@@ -43,12 +46,19 @@ def run_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder
 def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder,
                     start: float) -> Point:
     """A quantized point: the network of its base point (stored in this run folder before it),
-    written as the quantized file, read back, and what was read measured."""
+    its tables fine-tuned where the method says so, written as the quantized file, read back, and
+    what was read measured. A fine-tuned point's file is kept (nothing else can rebuild it)."""
     base, card, _ = point_model(folder.root, method.base.text, level, seed)
-    fmt = get_format("quantized", False, method.quant)
+    model, spec = base.model, method.quant
+    fmt = get_format("quantized", False, spec)
+    if spec.tuned:
+        hold_codes(model, quantize_model(model, spec))
+        retrain(model, wb.bench, seed, folder.files(method, level, seed))
+        release_codes(model)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "point.quantized"
-        size = fmt.write(path, base.model, card, wb.input_shape)
+        path = folder.point_file(method, level, seed, fmt.name) if method.keeps_model else Path(tmp) / "q"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = fmt.write(path, model.cpu(), card, wb.input_shape)
         model, _ = fmt.read(path)
     return measure(Pruned(model.to(wb.device), base.masks), method, level, seed, wb, folder, start,
                    file=(size, fmt.name))

@@ -10,6 +10,7 @@ import torch
 from ..data import load_dataset
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint, weights_digest
+from ..io.formats.quantized import load_quantized
 from ..io.formats.sparse import load_sparse
 from ..io.formats.structured import load_structured
 from ..models import ModelCard
@@ -69,7 +70,7 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     """
     config, digest = _stored(run, method, level, seed)
     spec = MethodSpec.parse(method, allow_dense=True)
-    if spec.quant is not None:  # its base point's network, quantized as the sweep quantized it
+    if spec.quant is not None and not spec.keeps_model:  # its base's network, quantized as the sweep did
         base, card, shape = point_model(run, spec.base.text, level, seed)
         return Pruned(dequantized(base.model, spec.quant), base.masks), card, shape
     if "input_shape" in config:
@@ -92,7 +93,8 @@ def _kept(run: str | Path, spec: MethodSpec, level: float, seed: int, config: di
           ) -> tuple[Pruned, ModelCard]:
     """The kept model of a point whose weights came from training (or a chain's state at its level)."""
     folder = RunFolder(run)
-    for file_format, load in (("sparse", load_sparse), ("structured", load_structured)):
+    for file_format, load in (("sparse", load_sparse), ("structured", load_structured),
+                              ("quantized", load_quantized)):
         path = folder.point_file(spec, level, seed, file_format)
         if path.exists():
             model, card = load(path)

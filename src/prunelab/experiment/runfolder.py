@@ -11,7 +11,7 @@ from .store import STORE_FILE, level_key
 CONFIG_FILE = "config.json"
 REPORT_DIR = "report"
 PROFILE_FILE = "sensitivity.json"
-FORMAT_SUFFIX = {"sparse": "sparse", "structured": "safetensors"}
+FORMAT_SUFFIX = {"sparse": "sparse", "structured": "safetensors", "quantized": "quantized"}
 
 
 class RunFolder:

@@ -64,13 +64,17 @@ class MethodSpec:
     @property
     def seeded(self) -> bool:
         """Its results depend on the seed: a random criterion, or retraining."""
-        return not self.is_dense and (self.pruner.stochastic or self.recovery.trains)
+        return not self.is_dense and (self.pruner.stochastic or self.recovery.trains
+                                      or (self.quant is not None and self.quant.tuned))
 
     @property
     def keeps_model(self) -> bool:
         """Its model must be kept in the run folder: it cannot be rebuilt by pruning the checkpoint
-        (a quantized method keeps nothing of its own: it is its base's network, quantized again)."""
-        return not self.is_dense and self.quant is None and self.recovery.keeps_model(self.pruner)
+        (a quantized method keeps its file only where its tables were fine-tuned; otherwise it is
+        its base's network quantized again)."""
+        if self.quant is not None:
+            return self.quant.tuned
+        return not self.is_dense and self.recovery.keeps_model(self.pruner)
 
     @property
     def from_checkpoint(self) -> bool:

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import PrunelabError
 from ..registry import Registry
@@ -42,11 +43,18 @@ class Quantized:
     scheme: str
     bits: int
 
+    @property
+    def rows(self) -> np.ndarray:
+        """The output channel (first axis) of each kept weight, in mask order."""
+        return np.flatnonzero(self.mask) // (self.mask.size // self.shape[0])
+
     def dequantize(self) -> np.ndarray:
         """The float32 tensor the codes stand for: zeros where pruned."""
-        values = QUANTIZERS.get(self.scheme).decode(self)
+        values = QUANTIZERS.get(self.scheme).values(torch.from_numpy(self.codes.astype(np.int64)),
+                                                    torch.from_numpy(self.table.astype(np.float32)),
+                                                    torch.from_numpy(self.rows), self.bits)
         out = np.zeros(self.mask.size, dtype=np.float32)
-        out[self.mask] = values
+        out[self.mask] = values.numpy()
         return out.reshape(self.shape)
 
 
@@ -67,8 +75,10 @@ class Quantizer(ABC):
         and its `mask` (bool, flattened)."""
 
     @abstractmethod
-    def decode(self, q: Quantized) -> np.ndarray:
-        """float32 values (nonzeros,) of `q`'s codes, none of them zero."""
+    def values(self, codes: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, bits: int) -> torch.Tensor:
+        """float32 values of the kept weights from their codes (int64), the float32 table and
+        each weight's output channel (int64): the one decoding, differentiable in `table` (what
+        quantization-aware fine-tuning trains). None of them is zero."""
 
     def quantize(self, weight: np.ndarray, bits: int) -> Quantized:
         """Quantize one tensor's nonzeros."""
@@ -82,24 +92,33 @@ class Quantizer(ABC):
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer", "prunelab.quant.schemes")
 
 
+TUNE = "ft"  # 'kmeans4+ft': the quantized network's tables fine-tuned with the codes held
+
+
 @dataclass(frozen=True)
 class QuantSpec:
-    """A scheme and a bit width, parsed once from text like 'kmeans4' or 'uniform8'."""
+    """A scheme, a bit width, and whether the tables are fine-tuned afterwards; parsed once from
+    text like 'kmeans4', 'uniform8' or 'kmeans3+ft'."""
 
     quantizer: Quantizer
     bits: int
+    tuned: bool = False
 
     @property
     def text(self) -> str:
-        return f"{self.quantizer.name}{self.bits}"
+        return f"{self.quantizer.name}{self.bits}" + (f"+{TUNE}" if self.tuned else "")
 
     @classmethod
     def parse(cls, text: str) -> QuantSpec:
-        match = re.fullmatch(r"([a-z][a-z_-]*?)(\d+)", text)
+        head, plus, recovery = text.partition("+")
+        match = re.fullmatch(r"([a-z][a-z_-]*?)(\d+)", head)
         if not match:
-            raise PrunelabError(f"quantization '{text}' is not <scheme><bits>, e.g. kmeans4 or uniform8 "
-                                f"(schemes: {', '.join(QUANTIZERS.names())})")
-        return cls(QUANTIZERS.get(match[1]), check_bits(int(match[2]), f"in '{text}'"))
+            raise PrunelabError(f"quantization '{text}' is not <scheme><bits>[+ft], e.g. kmeans4, uniform8 "
+                                f"or kmeans3+ft (schemes: {', '.join(QUANTIZERS.names())})")
+        if plus and recovery != TUNE:
+            raise PrunelabError(f"quantization '{text}': after the bits only '+{TUNE}' may follow (fine-tune "
+                                f"the codebooks or scales with the codes held), not '+{recovery}'")
+        return cls(QUANTIZERS.get(match[1]), check_bits(int(match[2]), f"in '{text}'"), bool(plus))
 
 
 def check_bits(bits, where: str = "") -> int:

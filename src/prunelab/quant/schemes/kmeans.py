@@ -8,8 +8,9 @@ their own centroids), then Lloyd iterations in one dimension, exact and determin
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from ..base import QUANTIZERS, Quantized, Quantizer, nonzero_never_zero
+from ..base import QUANTIZERS, Quantizer, nonzero_never_zero
 
 ITERATIONS = 50
 
@@ -59,8 +60,8 @@ class KMeans(Quantizer):
         used = np.unique(codes)
         return np.searchsorted(used, codes).astype(np.uint8), table[used]
 
-    def decode(self, q: Quantized) -> np.ndarray:
-        return q.table.astype(np.float32)[q.codes]
+    def values(self, codes: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, bits: int) -> torch.Tensor:
+        return table[codes]
 
 
 QUANTIZERS.register(KMeans())

@@ -7,8 +7,9 @@ zero (zero means pruned), the outermost at the row's largest |weight| exactly.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from ..base import QUANTIZERS, Quantized, Quantizer, nonzero_never_zero
+from ..base import QUANTIZERS, Quantizer, nonzero_never_zero
 
 
 class Uniform(Quantizer):
@@ -23,11 +24,8 @@ class Uniform(Quantizer):
         codes = np.clip(np.floor(weight.reshape(-1)[mask] / step), -half, half - 1) + half
         return codes.astype(np.uint8), scale
 
-    def decode(self, q: Quantized) -> np.ndarray:
-        half = 2 ** (q.bits - 1)
-        per_row = int(np.prod(q.shape[1:]))
-        step = np.repeat(q.table.astype(np.float32), per_row)[q.mask]
-        return (q.codes.astype(np.float32) - np.float32(half - 0.5)) * step
+    def values(self, codes: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, bits: int) -> torch.Tensor:
+        return (codes.to(table.dtype) - (2 ** (bits - 1) - 0.5)) * table[rows]
 
 
 QUANTIZERS.register(Uniform())
