@@ -272,7 +272,9 @@ def test_retime_errors(savings_run, monkeypatch, capsys, tmp_path):
 def test_unknown_latency_runtime_is_refused_before_any_work(digits_checkpoint, tmp_path):
     cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", device="cpu", latency=True,
                       runtime="tvm")
-    with pytest.raises(PrunelabError, match="unknown latency runtime .tvm.: choose from onnxruntime, torch"):
+    with pytest.raises(PrunelabError,
+                       match="unknown latency runtime .tvm.: choose from onnxruntime, onnxruntime-int8, "
+                             "torch"):
         Sweep(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

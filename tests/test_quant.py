@@ -286,3 +286,24 @@ def test_tuned_tables_recover_and_the_point_keeps_its_file(quant_run, digits_che
                           "--format", "quantized", "--out", tmp_path / "m.q")
     assert code == 0 and "bit-exact" in said, err
     assert (tmp_path / "m.q").read_bytes() == kept.read_bytes()
+
+
+def test_int8_onnx_has_qdq_nodes_and_its_top1_is_measured(quant_run, monkeypatch, capsys, tmp_path):
+    import onnx
+
+    out, _ = quant_run
+    code, said, err = run(monkeypatch, capsys, "export", out, "--method", "global", "--level", 0.5,
+                          "--format", "onnx-int8", "--out", tmp_path / "m.onnx")
+    assert code == 0, err
+    ops = {n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    file_top1, net_top1 = (float(v) for v in
+                           said.split("test top-1 of the file ")[1].rstrip("%\n").split("% vs the network "))
+    assert abs(file_top1 - net_top1) < 10  # int8 of a small CNN: close, not equal
+
+
+def test_int8_runtime_times_the_int8_file(pruned80):
+    from prunelab.measure import latency
+
+    t = latency(pruned80, (3, 32, 32), batch=2, threads=1, warmup=1, repeats=2, runtime="onnxruntime-int8")
+    assert t.median > 0 and t.runtime == "onnxruntime-int8"

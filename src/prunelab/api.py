@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .data import load_dataset
+from .data import Dataset, load_dataset, normalize, with_training_set
+from .data.calibration import calibration_images
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, split
@@ -22,11 +23,12 @@ from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
 from .experiment.runfolder import RunFolder
 from .experiment.spec import MethodSpec
-from .experiment.store import DENSE, Point
+from .experiment.store import DENSE, Point, Store
 from .experiment.sweep import Sweep
 from .experiment.workbench import Workbench, pick_device
 from .io.checkpoint import save_checkpoint
 from .io.formats import Exported, export_model, get_format
+from .measure import evaluate
 from .models import ModelCard
 from .pruning import Pruned
 from .pruning.masks import check_sparsity
@@ -91,11 +93,17 @@ def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> di
 
 @dataclass(frozen=True)
 class Export:
-    """What `export` wrote: the file, and the pruned network it holds."""
+    """What `export` wrote: the file, and the pruned network it holds.
+
+    Attributes:
+        top1: for a lossy format (int8 ONNX, fp16 values), (the file's top-1, the network's
+            top-1) on the run's test images, percent; None for formats that hold the network exactly.
+    """
 
     exported: Exported
     pruned: Pruned
     level: float
+    top1: tuple[float, float] | None = None
 
 
 def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float, seed: int, fmt: str,
@@ -115,8 +123,32 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
     else:
         pruned, card, shape = _compute(cfg, spec, level, seed, input_size)
     channels = not spec.is_dense and spec.pruner.shrinks
-    exported = export_model(pruned.model, card, get_format(fmt, channels, spec.quant), out, shape)
-    return Export(exported, pruned, level)
+    file_format = get_format(fmt, channels, spec.quant)
+    data = _run_data(run, cfg) if file_format.needs_images or file_format.lossy else None
+    if file_format.needs_images:
+        n = min(cfg.calibration if cfg else SweepConfig.calibration, len(data.train))
+        images = calibration_images(data.train, n)  # seeded, from the training split only
+        file_format = file_format.calibrated(normalize(images, card.mean, card.std))
+    exported = export_model(pruned.model, card, file_format, out, shape)
+    if not file_format.lossy:
+        return Export(exported, pruned, level)
+    x, y = normalize(data.test.x, card.mean, card.std), data.test.y
+    file_top1 = 100.0 * float((file_format.logits(exported.path, x).argmax(1) == y).float().mean())
+    return Export(exported, pruned, level, (file_top1, evaluate(pruned.model.eval(), x, y).top1))
+
+
+def _run_data(run: Path | None, cfg: SweepConfig | None) -> Dataset:
+    """The data a run (or a --checkpoint export's settings) names: test images to measure a lossy
+    file on, training images to calibrate one."""
+    if run is not None:
+        store = Store.open(run)
+        config = store.meta("config") or {}
+        store.close()
+        name, root, train = config.get("data"), config.get("data_root"), config.get("train_data")
+    else:
+        name, root, train = cfg.data, cfg.data_root, cfg.train_data
+    data = load_dataset(name, root)
+    return with_training_set(data, load_dataset(train, root), train) if train else data
 
 
 def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int):

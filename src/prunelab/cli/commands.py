@@ -243,8 +243,8 @@ def report(run, budget, gif):
 
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--runtime", help="What runs the forwards: torch or onnxruntime "
-                                "[default: the sweep's, else torch].")
+@click.option("--runtime", help="What runs the forwards: torch, onnxruntime or onnxruntime-int8 (the "
+                                "int8 ONNX) [default: the sweep's, else torch].")
 @click.option("--threads", type=int, help="CPU threads [default: the sweep's, else 1].")
 @click.option("--device", default="cpu", show_default=True, help="Where eager models run: cpu or cuda.")
 @click.option("--budget", type=float, default=1.0, show_default=True,
@@ -283,7 +283,8 @@ def retime(run, runtime, threads, device, budget):
                                                "global+ft; 'dense' for none.")
 @click.option("--level", type=float, required=True, help="Sparsity level (RUN: one that was swept).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of stochastic methods.")
-@click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured or onnx.")
+@click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured, onnx, onnx-int8 or "
+                                                      "quantized (for a method@<quant>).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write.")
 @click.option("--input-size", type=int, default=32, show_default=True,
               help="--checkpoint: image height = width for tracing and ONNX (methods that read no data).")
@@ -315,9 +316,12 @@ def export_line(done, fmt: str) -> str:
     if structured is not None:
         line += (f"; removed {100 * structured.achieved:.1f}% of prunable weights "
                  f"(requested {100 * done.level:.1f}%)")
-    check = "onnxruntime vs PyTorch" if fmt == "onnx" else "reloaded vs pruned model"
+    check = "onnxruntime vs PyTorch" if fmt.startswith("onnx") else "reloaded vs pruned model"
     exact = " (bit-exact)" if e.max_abs_diff == 0 else ""
-    return f"{line}; {check}: max |logit diff| {e.max_abs_diff:.3g}{exact}"
+    line = f"{line}; {check}: max |logit diff| {e.max_abs_diff:.3g}{exact}"
+    if done.top1 is not None:
+        line += f"; test top-1 of the file {done.top1[0]:.2f}% vs the network {done.top1[1]:.2f}%"
+    return line
 
 
 # ---------------------------------------------------------------- demo

@@ -44,7 +44,8 @@ class SweepConfig:
     latency: bool = setting(False, "Also measure latency at batch 1 and 64 for every point.")
     threads: int = setting(1, "CPU threads for --latency.")
     runtime: str = setting("torch", "What runs the --latency forwards: eager PyTorch, or onnxruntime on "
-                           "the exported ONNX.", choices=lambda: RUNTIMES.names())
+                           "the exported ONNX (float, or int8 as --format onnx-int8 writes it).",
+                           choices=lambda: RUNTIMES.names())
     file_size: bool = setting(False, "Also write every one-shot mask point's sparse file to measure its "
                               "size (retrained and channel points always have theirs).")
     bits: tuple[int, ...] = setting((), "Also quantize every mask method's points to these bits per weight "

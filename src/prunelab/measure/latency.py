@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,21 +33,38 @@ def _torch_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int):
 def _onnxruntime_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int):
     """The model as `prunelab export --format onnx` writes it, run by onnxruntime's CPU provider
     with every graph optimisation on (batch norm folded into convolutions, conv+ReLU fused)."""
-    import tempfile
-
-    import onnxruntime as ort
-
     from ..io.formats.onnx import save_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/model.onnx"
         save_onnx(path, model, input_shape)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return _session_runner(path, threads)
+
+
+def _onnxruntime_int8_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int):
+    """The model as `prunelab export --format onnx-int8` writes it (onnxruntime's static int8
+    quantization, QDQ), run as `onnxruntime` runs the float one. Calibrated here on random
+    inputs: calibration sets the scales, not the work, so the time is the exported file's."""
+    from ..io.formats.onnx_int8 import save_onnx_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        images = torch.randn((64, *input_shape), generator=torch.Generator().manual_seed(0))
+        save_onnx_int8(path, model, input_shape, images)
+        return _session_runner(str(path), threads)
+
+
+def _session_runner(path: str, threads: int):
+    """run(x) -> logits of the ONNX file at `path` in onnxruntime's CPU provider, every graph
+    optimisation on, `threads` intra-op threads, sequential."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])  # file may go now
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"input": x.detach().cpu().float().numpy()})[0])
@@ -65,6 +84,7 @@ class Runtime:
 RUNTIMES: Registry[Runtime] = Registry("latency runtime")
 RUNTIMES.register(Runtime("torch", _torch_runner, on_model_device=True))
 RUNTIMES.register(Runtime("onnxruntime", _onnxruntime_runner, on_model_device=False))
+RUNTIMES.register(Runtime("onnxruntime-int8", _onnxruntime_int8_runner, on_model_device=False))
 
 
 def forward_runner(model: nn.Module, input_shape: tuple[int, ...], runtime: str = "torch",

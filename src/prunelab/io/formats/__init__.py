@@ -44,6 +44,8 @@ class Format(ABC):
     name: str
     description: str
     channels: bool | None = None
+    needs_images = False  # writing it needs calibration images (`calibrated`)
+    lossy = False  # the file's network is not the model's: export measures the file's top-1 too
 
     def accepts(self, channels: bool) -> None:
         """Refuse, in one line, a model this format cannot hold."""
@@ -64,6 +66,16 @@ class Format(ABC):
         """This format for a model quantized by `quant` (a QuantSpec, or None) and pruned by
         channels or not: formats of float weights take the decoded model as it is."""
         return self
+
+    def calibrated(self, images: torch.Tensor) -> Format:
+        """This format with calibration images (normalised training images) for `write`."""
+        return self
+
+    def logits(self, path: Path, x: torch.Tensor) -> torch.Tensor:
+        """The file's logits on `x`, computed the way its users would run it."""
+        back, _ = self.read(path)
+        with torch.inference_mode():
+            return back.eval()(x)
 
     def reload_diff(self, path: Path, model: nn.Module, x: torch.Tensor) -> float:
         """Max |logits of the file read back - logits of `model`| on `x` (0.0: bit-exact)."""

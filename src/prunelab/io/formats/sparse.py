@@ -171,7 +171,7 @@ class Sparse(Format):
     refusal = ""
 
     def __init__(self, fp16: bool):
-        self.fp16 = fp16
+        self.fp16 = self.lossy = fp16
         self.name = "sparse-fp16" if fp16 else "sparse"
         self.description = ("bitmask + nonzero values, compressed; " +
                             ("float16 values (half the bytes)" if fp16 else "float32, bit-exact"))
