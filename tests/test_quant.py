@@ -11,6 +11,7 @@ from prunelab.data import normalize
 from prunelab.errors import PrunelabError
 from prunelab.experiment.analysis import Sized, answer, pareto, smallest_within, split
 from prunelab.experiment.config import SweepConfig
+from prunelab.experiment.rebuild import point_model
 from prunelab.experiment.spec import MethodSpec
 from prunelab.experiment.store import Store
 from prunelab.experiment.sweep import Sweep
@@ -125,7 +126,7 @@ def test_damaged_and_foreign_files_are_one_line(pruned80, tmp_path):
 @pytest.mark.parametrize("text,needle", [
     ("kmeans1", "bits 1"), ("uniform9", "bits 9"), ("kmeans17", "bits 17"), ("uniform0", "bits 0"),
     ("eight", "<scheme><bits>"), ("kmean4", "did you mean kmeans"), ("kmeans", "<scheme><bits>"),
-    ("kmeans4+bn", r"only '\+ft'")])
+    ("kmeans4+iter", r"not '\+iter'")])
 def test_bad_quantization_specs(text, needle):
     with pytest.raises(PrunelabError, match=needle):
         MethodSpec.parse(f"global@{text}")
@@ -267,25 +268,34 @@ def test_held_codes_compute_the_quantized_network_and_train_only_the_tables(prun
     assert moved > 0  # ... and the tables trained
 
 
-def test_tuned_tables_recover_and_the_point_keeps_its_file(quant_run, digits_checkpoint, digits, monkeypatch,
-                                                           capsys, tmp_path):
+@pytest.mark.parametrize("after", ["ft", "bn"])
+def test_recovered_quantized_points_keep_their_file(quant_run, digits_checkpoint, digits, monkeypatch, capsys,
+                                                    tmp_path, after):
     out, _ = quant_run
-    cfg = SweepConfig(checkpoint=str(digits_checkpoint), methods=("global", "global@kmeans2+ft"),
-                      levels=(0.5, 0.8), bits=(4, 2))
-    sweep = Sweep(cfg, out)
-    assert sorted({p.method.text for p in sweep.todo}) == ["global@kmeans2+ft"]
+    method = f"global@kmeans2+{after}"
+    cfg = SweepConfig(checkpoint=str(digits_checkpoint), methods=("global", method), levels=(0.5, 0.8),
+                      bits=(4, 2))
+    sweep = Sweep(cfg, out)  # joins the run: the same recipe
+    assert sorted({p.method.text for p in sweep.todo}) == [method]
     by = {(p.method, p.target_sparsity): p for p in sweep.run()}
-    tuned, plain = by[("global@kmeans2+ft", 0.8)], by[("global@kmeans2", 0.8)]
-    assert tuned.nonzero_params == plain.nonzero_params and tuned.bits == 2
-    kept = out / "models" / "global@kmeans2_ft-seed0" / "0800000.quantized"
-    assert kept.stat().st_size == tuned.file_bytes
+    recovered, plain = by[(method, 0.8)], by[("global@kmeans2", 0.8)]
+    assert recovered.nonzero_params == plain.nonzero_params and recovered.bits == 2
+    kept = out / "models" / f"global@kmeans2_{after}-seed0" / "0800000.quantized"
+    assert kept.stat().st_size == recovered.file_bytes
     model, _ = load_quantized(kept)
     x = normalize(digits.test.x, (0.5,), (0.5,))
-    assert evaluate(model, x, digits.test.y).correct == tuned.correct
-    code, said, err = run(monkeypatch, capsys, "export", out, "--method", "global@kmeans2+ft", "--level", 0.8,
+    assert evaluate(model, x, digits.test.y).correct == recovered.correct
+    plain_model = dequantized(load_quantized(kept)[0], QuantSpec.parse("kmeans2"))
+    changed = [n for n, t in model.state_dict().items() if not torch.equal(t, plain_model.state_dict()[n])]
+    assert changed == []  # quantizing it again changes nothing: its file is what export writes
+    code, said, err = run(monkeypatch, capsys, "export", out, "--method", method, "--level", 0.8,
                           "--format", "quantized", "--out", tmp_path / "m.q")
     assert code == 0 and "bit-exact" in said, err
     assert (tmp_path / "m.q").read_bytes() == kept.read_bytes()
+    plain_net = point_model(out, "global@kmeans2", 0.8)[0].model.state_dict()
+    moved = {n for n, t in model.state_dict().items() if not torch.equal(t.float(), plain_net[n].float())}
+    assert any(n.endswith("running_mean") for n in moved)  # batch norm re-estimated (or retrained)
+    assert any(n.endswith("conv1.weight") for n in moved) == (after == "ft")  # weights: only tuning
 
 
 def test_int8_onnx_has_qdq_nodes_and_its_top1_is_measured(quant_run, monkeypatch, capsys, tmp_path):

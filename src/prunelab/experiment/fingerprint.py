@@ -21,11 +21,13 @@ def _digest(*tensors) -> str:
 
 def recovery_fingerprint(rc: RecoveryConfig, recalibrates: bool) -> dict:
     """The retraining settings that fix results; distillation's only when it is on, and how batch
-    norm is re-estimated only in runs that do it (stores written before either existed resume)."""
+    norm is re-estimated only in runs whose recoveries do it, or when it is not the default
+    (stores written before either existed resume, and a quantized '+bn' method joins a run
+    whose recipe it shares)."""
     fields = asdict(rc)
     if rc.distill == 0:
         del fields["distill"], fields["temperature"]
-    if not recalibrates:
+    if not recalibrates and rc.bn_augment == RecoveryConfig.bn_augment:
         del fields["bn_augment"]
     return fields
 

@@ -15,8 +15,9 @@ from ..io.formats.structured import save_structured, structured_bytes
 from ..measure import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
 from ..quant import quantize_model
+from ..quant.model import dequantized
 from ..quant.tune import hold_codes, release_codes
-from ..recovery.retrain import retrain
+from ..recovery.retrain import recalibrate_bn, retrain
 from .rebuild import point_model
 from .runfolder import RunFolder
 from .spec import MethodSpec
@@ -55,6 +56,11 @@ def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, 
         hold_codes(model, quantize_model(model, spec))
         retrain(model, wb.bench, seed, folder.files(method, level, seed))
         release_codes(model)
+    elif spec.recalibrated:
+        model = dequantized(model, spec).to(wb.device)
+        rc, data = wb.bench.retrain, wb.bench.train_data()
+        recalibrate_bn(model, data, card.mean, card.std, rc.bn_batches, rc.batch_size, wb.device, seed,
+                       rc.bn_augment)
     with tempfile.TemporaryDirectory() as tmp:
         path = folder.point_file(method, level, seed, fmt.name) if method.keeps_model else Path(tmp) / "q"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ class MethodSpec:
         (a quantized method keeps its file only where its tables were fine-tuned; otherwise it is
         its base's network quantized again)."""
         if self.quant is not None:
-            return self.quant.tuned
+            return self.quant.recovers
         return not self.is_dense and self.recovery.keeps_model(self.pruner)
 
     @property

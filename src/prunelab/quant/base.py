@@ -93,32 +93,43 @@ QUANTIZERS: Registry[Quantizer] = Registry("quantizer", "prunelab.quant.schemes"
 
 
 TUNE = "ft"  # 'kmeans4+ft': the quantized network's tables fine-tuned with the codes held
+RECALIBRATE = "bn"  # 'kmeans4+bn': its batch-norm statistics re-estimated (no weight changes)
 
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """A scheme, a bit width, and whether the tables are fine-tuned afterwards; parsed once from
-    text like 'kmeans4', 'uniform8' or 'kmeans3+ft'."""
+    """A scheme, a bit width, and what recovers the quantized network (nothing, fine-tuning of
+    the tables, or batch-norm re-estimation); parsed once from text like 'kmeans4', 'uniform8',
+    'kmeans3+ft' or 'kmeans3+bn'."""
 
     quantizer: Quantizer
     bits: int
     tuned: bool = False
+    recalibrated: bool = False
 
     @property
     def text(self) -> str:
-        return f"{self.quantizer.name}{self.bits}" + (f"+{TUNE}" if self.tuned else "")
+        after = f"+{TUNE}" if self.tuned else f"+{RECALIBRATE}" if self.recalibrated else ""
+        return f"{self.quantizer.name}{self.bits}{after}"
+
+    @property
+    def recovers(self) -> bool:
+        """Its network is not the base's quantized alone: it needs training data, and is kept."""
+        return self.tuned or self.recalibrated
 
     @classmethod
     def parse(cls, text: str) -> QuantSpec:
         head, plus, recovery = text.partition("+")
         match = re.fullmatch(r"([a-z][a-z_-]*?)(\d+)", head)
         if not match:
-            raise PrunelabError(f"quantization '{text}' is not <scheme><bits>[+ft], e.g. kmeans4, uniform8 "
-                                f"or kmeans3+ft (schemes: {', '.join(QUANTIZERS.names())})")
-        if plus and recovery != TUNE:
-            raise PrunelabError(f"quantization '{text}': after the bits only '+{TUNE}' may follow (fine-tune "
-                                f"the codebooks or scales with the codes held), not '+{recovery}'")
-        return cls(QUANTIZERS.get(match[1]), check_bits(int(match[2]), f"in '{text}'"), bool(plus))
+            raise PrunelabError(f"quantization '{text}' is not <scheme><bits>[+ft|+bn], e.g. kmeans4, "
+                                f"uniform8 or kmeans3+ft (schemes: {', '.join(QUANTIZERS.names())})")
+        if plus and recovery not in (TUNE, RECALIBRATE):
+            raise PrunelabError(f"quantization '{text}': after the bits only '+{TUNE}' (fine-tune the "
+                                f"codebooks or scales, codes held) or '+{RECALIBRATE}' (re-estimate batch "
+                                f"norm) may follow, not '+{recovery}'")
+        return cls(QUANTIZERS.get(match[1]), check_bits(int(match[2]), f"in '{text}'"),
+                   tuned=recovery == TUNE, recalibrated=recovery == RECALIBRATE)
 
 
 def check_bits(bits, where: str = "") -> int:

@@ -131,6 +131,8 @@ def has_files(data: RunView) -> bool:
 def write_memory_plot(png: Path, svg: Path, data: RunView, budget: float) -> None:
     """Top-1 against bytes on disk for every measured file, the Pareto frontier, the budget, and
     the smallest file within it (★)."""
+    import matplotlib
+    import matplotlib.ticker
     from matplotlib.figure import Figure
 
     items, dense = sized(data.points), data.dense
@@ -140,11 +142,14 @@ def write_memory_plot(png: Path, svg: Path, data: RunView, budget: float) -> Non
                label=f"budget: {budget:g} pt below dense")
     ax.axhline(dense.top1, color="0.25", ls="--", lw=1, label=f"dense {dense.top1:.1f}%")
     ax.axvline(dense.dense_bytes / 1e3, color="0.25", ls=":", lw=1, label="dense float32 tensors")
-    for method in data.curves:
+    bases = list(dict.fromkeys(m.partition("@")[0] for m in data.curves))
+    palette = matplotlib.colormaps["tab20"]
+    for i, method in enumerate(data.curves):  # colour: the series; marker: its base (float) method
         mine = [s for s in items if s.method == method]
         if mine:
-            ax.plot([s.file_bytes / 1e3 for s in mine], [s.top1 for s in mine], "o", ms=4,
-                    color=data.color(method), label=method, alpha=0.85)
+            marker = "osD^vP*X"[bases.index(method.partition("@")[0]) % 8]
+            ax.plot([s.file_bytes / 1e3 for s in mine], [s.top1 for s in mine], marker, ms=5,
+                    color=palette(i % 20), label=method, alpha=0.9, ls="none")
     front = pareto(items)
     ax.step([s.file_bytes / 1e3 for s in front], [s.top1 for s in front], where="post", color="black",
             lw=1.2, label="Pareto frontier")
@@ -154,6 +159,9 @@ def write_memory_plot(png: Path, svg: Path, data: RunView, budget: float) -> Non
                 label=f"smallest within budget: {best.method} at {100 * best.level:.0f}%, "
                       f"{best.file_bytes / 1e3:,.1f} kB ({dense.dense_bytes / best.file_bytes:.1f}x smaller)")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.invert_xaxis()  # savings grow to the right
     ax.set_ylim(*limits(data))
     ax.set_xlabel("file on disk, kB (measured; log scale)")
