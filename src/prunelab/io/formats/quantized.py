@@ -23,7 +23,7 @@ from . import FORMATS, Floor, Format
 from .sparse import entropy_bits
 
 QUANT_MAGIC = b"PRUNELAB-QUANT\x00\x00"  # 16 bytes, then a little-endian u32 header length
-QUANT_FORMAT = "prunelab-quantized/1"
+QUANT_FORMAT = "prunelab-quantized/2"  # /1 (never released) had a plain JSON header
 _LZMA = {"preset": 9 | lzma.PRESET_EXTREME}
 STREAMS = ("mask", "codes", "tables", "rest")
 
@@ -49,15 +49,16 @@ def _pack(q: QuantizedModel) -> tuple[list[dict], dict[str, bytes]]:
 def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, spec: QuantSpec) -> int:
     """Quantize `model` by `spec` and write it; returns the file's bytes.
 
-    Layout: magic, u32 header length, JSON header (card, scheme, bits, tensors, stream lengths),
-    then the LZMA streams of masks, codes, tables and the other tensors, in that order. Registry
-    shapes only (masked models): channel-pruned networks are not quantized.
+    Layout: magic, u32 header length, the LZMA-compressed JSON header (card, scheme, bits,
+    tensors, stream lengths: 23 kB of names and shapes for a ResNet-56 as plain JSON, 2 kB
+    compressed), then the LZMA streams of masks, codes, tables and the other tensors, in that
+    order. Registry shapes only (masked models): channel-pruned networks are not quantized.
     """
     entries, raw = _pack(quantize_model(model, spec))
     streams = {k: lzma.compress(v, **_LZMA) for k, v in raw.items()}
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
               "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
-    head = json.dumps(header, separators=(",", ":")).encode()
+    head = lzma.compress(json.dumps(header, separators=(",", ":")).encode(), **_LZMA)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -79,7 +80,7 @@ def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
     try:
         (n,) = struct.unpack_from("<I", data, len(QUANT_MAGIC))
         start = len(QUANT_MAGIC) + 4
-        header = json.loads(data[start:start + n])
+        header = json.loads(lzma.decompress(data[start:start + n]))
         offset, streams = start + n, {}
         for k in STREAMS:
             size = header["streams"][k]
