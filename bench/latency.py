@@ -8,8 +8,10 @@ file, run densely as PyTorch does).
 Runtimes (`--runtimes`), those of `prunelab.measure.forward_runner`: 'torch' (eager PyTorch,
 `torch.inference_mode`) and 'onnxruntime' (the ONNX that `prunelab export --format onnx` writes,
 run by onnxruntime's CPU provider with all graph optimisations: batch norm folded into the
-convolutions, conv+ReLU fused). Both use `--threads` intra-op threads. Each model's speed-up is
-against the first model in the same runtime.
+convolutions, conv+ReLU fused) and 'onnxruntime-int8' (the int8 ONNX that `--format onnx-int8` writes, QDQ,
+calibrated here on random inputs: calibration sets the scales, not the work). All use `--threads`
+intra-op threads. Each model's speed-up is against the first model in the same runtime; runtimes
+are timed one after another, each round-robin over the models.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("models", nargs="+", help="label=spec")
     p.add_argument("--batches", default="1,64")
-    p.add_argument("--runtimes", default="torch", help="comma-separated: torch, onnxruntime")
+    p.add_argument("--runtimes", default="torch",
+                   help="comma-separated: torch, onnxruntime, onnxruntime-int8")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
