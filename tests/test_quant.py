@@ -317,3 +317,11 @@ def test_int8_runtime_times_the_int8_file(pruned80):
 
     t = latency(pruned80, (3, 32, 32), batch=2, threads=1, warmup=1, repeats=2, runtime="onnxruntime-int8")
     assert t.median > 0 and t.runtime == "onnxruntime-int8"
+
+
+def test_methods_lists_every_quantizer(monkeypatch, capsys):
+    code, said, _ = run(monkeypatch, capsys, "methods")
+    assert code == 0
+    for q in QUANTIZERS:
+        assert f"  {q.name} " in said
+    assert "@kmeans3+ft" in said and "@kmeans3+bn" in said

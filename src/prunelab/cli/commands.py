@@ -55,8 +55,10 @@ def models(with_tv: bool):
 
 @cli.command()
 def methods():
-    """List pruning methods and recoveries; a sweep method is '<method>[+<recovery>]'."""
+    """List pruning methods, recoveries and quantizers; a sweep method is
+    '<method>[+<recovery>][@<quantizer><bits>[+ft|+bn]]'."""
     from ..pruning import PRUNERS
+    from ..quant import BITS_RANGE, QUANTIZERS
     from ..recovery import RECOVERIES, RETRAIN_MODES
 
     # masks first, then fixed patterns, then channel removal; alphabetical within each
@@ -71,6 +73,13 @@ def methods():
     say("retraining (--retrain):")
     for m in RETRAIN_MODES:
         say(f"  {m.name:{width}s} {m.description}")
+    low, high = BITS_RANGE
+    say(f"quantizers (append '@<name><bits>', bits {low}-{high}, e.g. global+ft@kmeans4; or --bits):")
+    for q in QUANTIZERS:
+        say(f"  {q.name:{width}s} {q.description}")
+    say("  then optionally:")
+    say(f"  {'+ft':{width}s} fine-tune the codebooks or scales with the codes held (e.g. @kmeans3+ft)")
+    say(f"  {'+bn':{width}s} re-estimate batch-norm statistics of the quantized network (e.g. @kmeans3+bn)")
 
 
 # ---------------------------------------------------------------- train
