@@ -47,8 +47,9 @@ def run_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder
 def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, folder: RunFolder,
                     start: float) -> Point:
     """A quantized point: the network of its base point (stored in this run folder before it),
-    its tables fine-tuned where the method says so, written as the quantized file, read back, and
-    what was read measured. A fine-tuned point's file is kept (nothing else can rebuild it)."""
+    its tables fine-tuned or its batch norm re-estimated where the method says so, written as the
+    quantized file, read back, and what was read measured. A recovered point's file is kept in
+    the run folder (rebuilding it would need its training again)."""
     base, card, _ = point_model(folder.root, method.base.text, level, seed)
     model, spec = base.model, method.quant
     fmt = get_format("quantized", False, spec)
