@@ -325,3 +325,17 @@ def test_methods_lists_every_quantizer(monkeypatch, capsys):
     for q in QUANTIZERS:
         assert f"  {q.name} " in said
     assert "@kmeans3+ft" in said and "@kmeans3+bn" in said
+
+
+def test_quant_lr_is_the_tables_learning_rate_and_fixes_results_only_when_set(digits_checkpoint, tmp_path,
+                                                                              monkeypatch, capsys):
+    from prunelab.experiment.fingerprint import recovery_fingerprint
+    from prunelab.recovery import RecoveryConfig
+
+    rc = RecoveryConfig(lr=0.02)
+    assert rc.for_quantized() is rc and "quant_lr" not in recovery_fingerprint(rc, False)
+    tuned = RecoveryConfig(lr=0.02, quant_lr=0.002)
+    assert tuned.for_quantized().lr == 0.002 and recovery_fingerprint(tuned, False)["quant_lr"] == 0.002
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global@kmeans2+ft",
+                       "--quant-lr", "-1", "--levels", "0.5", "--out", tmp_path / "run")
+    assert_user_error(code, err, "--quant-lr")

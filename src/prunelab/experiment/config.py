@@ -83,6 +83,11 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
                             "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
     train_config(cfg.recovery, 0)  # validates the retraining settings
+    if cfg.recovery.quant_lr is not None:
+        try:
+            train_config(cfg.recovery.for_quantized(), 0)
+        except PrunelabError as exc:
+            raise PrunelabError(f"--quant-lr: {exc}") from None
     for level in cfg.levels:
         check_sparsity(level, "level")
     if cfg.layer_cap is not None:

@@ -29,6 +29,8 @@ def recovery_fingerprint(rc: RecoveryConfig, recalibrates: bool) -> dict:
         del fields["distill"], fields["temperature"]
     if not recalibrates and rc.bn_augment == RecoveryConfig.bn_augment:
         del fields["bn_augment"]
+    if rc.quant_lr is None:  # only when set, as round_to
+        del fields["quant_lr"]
     return fields
 
 

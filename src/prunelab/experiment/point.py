@@ -3,6 +3,7 @@ sensitivity profile and an export all compute."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +56,8 @@ def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, 
     fmt = get_format("quantized", False, spec)
     if spec.tuned:
         hold_codes(model, quantize_model(model, spec))
-        retrain(model, wb.bench, seed, folder.files(method, level, seed))
+        bench = dataclasses.replace(wb.bench, retrain=wb.bench.retrain.for_quantized())
+        retrain(model, bench, seed, folder.files(method, level, seed))
         release_codes(model)
     elif spec.recalibrated:
         model = dequantized(model, spec).to(wb.device)

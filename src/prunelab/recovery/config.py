@@ -44,6 +44,12 @@ class RecoveryConfig:
     distill: float = setting(0.0, "Recovery: weight (0-1) of distillation from the dense network's "
                              "outputs during retraining.")
     temperature: float = setting(4.0, "Recovery: distillation temperature.")
+    quant_lr: float | None = setting(None, "Quantized '...@<quant>+ft' methods: the learning rate of "
+                                     "fine-tuning the codebooks or scales [default: --lr].")
+
+    def for_quantized(self) -> RecoveryConfig:
+        """The recipe that fine-tunes a quantized network's tables: this one at `quant_lr`."""
+        return self if self.quant_lr is None else dataclasses.replace(self, lr=self.quant_lr)
 
 
 SHARED = tuple(f.name for f in dataclasses.fields(RecoveryConfig)
