@@ -32,7 +32,7 @@ class Quantized:
         mask: bool (n,), True where the weight is kept (flattened, row-major).
         codes: uint8 (nonzeros,), the code of each kept weight in mask order.
         table: float16, the scheme's table (codebook (K,), or scales (C_out,)).
-        scheme: the name of the scheme whose `decode` reads the codes.
+        scheme: the name of the scheme whose `values` decodes the codes.
         bits: bits per code.
     """
 
