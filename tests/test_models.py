@@ -80,7 +80,7 @@ def test_foreign_checkpoint_errors(tmp_path):
     with pytest.raises(PrunelabError, match="1 missing: layer3.2.conv2.weight"):
         load_checkpoint(tmp_path / "cut.pt", "resnet20")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(PrunelabError, match="weights_only"):
+    with pytest.raises(PrunelabError, match="as a tensor file"):
         load_checkpoint(tmp_path / "junk.pt", "resnet20")
     with pytest.raises(PrunelabError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt", "resnet20")
@@ -90,8 +90,13 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     """A pickle that would run code on load is rejected, never executed."""
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": {}, "hook": print}, path)
-    with pytest.raises(PrunelabError, match="weights_only"):
+    with pytest.raises(PrunelabError, match="needs the global print") as refused:
         load_checkpoint(path, "resnet20")
+    assert "weights_only=False" not in str(refused.value)  # never the advice that runs the code
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(PrunelabError, match="cannot read checkpoint .* as a tensor file") as refused:
+        load_checkpoint(path, "resnet20")
+    assert "weights_only" not in str(refused.value)
 
 
 def test_wrong_class_count_is_a_clear_error(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -169,12 +170,24 @@ def _read_card(path: Path) -> ModelCard:
     return ModelCard.from_json(raw, f"checkpoint metadata {path}")
 
 
+def _unreadable(path: Path, exc: Exception) -> str:
+    """One line for a checkpoint torch will not read safely: which global was blocked, if that is
+    why, never torch's advice to load it with weights_only=False (that runs the file's code)."""
+    text = str(exc)
+    blocked = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if blocked:
+        return (f"checkpoint {path} holds pickled objects beyond tensors (it needs the global "
+                f"{blocked[1]}), and prunelab runs no code from a checkpoint; save a plain state_dict "
+                f"of tensors (torch.save(model.state_dict(), ...)) or safetensors")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return f"cannot read checkpoint {path} as a tensor file: {lines[0] if lines else type(exc).__name__}"
+
+
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PrunelabError(f"cannot read checkpoint {path} with weights_only=True: {first}") from None
+        raise PrunelabError(_unreadable(path, exc)) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
