@@ -138,3 +138,24 @@ def test_training_twice_with_one_seed_gives_the_same_weights(monkeypatch, capsys
         weights.append(load_file(tmp_path / name / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--budget", "nan"], ["budget", "finite"]),
+    (["--budget", "-1"], ["budget", ">= 0"]),
+    (["--seeds", ",,,"], ["no seeds given"]),
+    (["--seeds", str(2**64)], ["seed", "2^63"]),
+])
+def test_numbers_that_would_give_a_wrong_answer_are_refused_before_any_work(
+        digits_checkpoint, monkeypatch, capsys, tmp_path, args, needles):
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--levels", "0.5", *args,
+                       "--out", tmp_path / "run")
+    assert_user_error(code, err, *needles)
+    assert not (tmp_path / "run" / "results.sqlite").exists()
+
+
+def test_a_level_range_never_passes_its_stop():
+    from prunelab.experiment.spec import parse_levels
+
+    assert parse_levels("0:0.99:0.1")[-1] == 0.9
+    assert parse_levels("0:1:0.05") == tuple(round(0.05 * i, 6) for i in range(21))

@@ -17,7 +17,7 @@ from .data import Dataset, load_dataset, normalize, with_training_set
 from .data.calibration import calibration_images
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
-from .experiment.analysis import Answer, answer, split
+from .experiment.analysis import Answer, answer, check_budget, split
 from .experiment.config import SweepConfig, validate
 from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
@@ -67,6 +67,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
           ) -> tuple[list[Point], dict[str, Answer]]:
     """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share,
     `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
+    check_budget(budget)  # before hours of points, not after
     run = Sweep(cfg, out)
     try:
         if on_start is not None:

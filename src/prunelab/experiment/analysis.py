@@ -107,6 +107,15 @@ def largest_within(top1: np.ndarray, dense_top1: np.ndarray, budget: float) -> n
     return np.cumprod(ok, axis=-1).sum(axis=-1) - 1
 
 
+def check_budget(budget) -> float:
+    """The accuracy budget as a finite number of points >= 0, or a one-line error."""
+    number = not isinstance(budget, bool) and isinstance(budget, int | float)
+    if not number or not np.isfinite(budget) or budget < 0:
+        raise PrunelabError(f"the accuracy budget must be a finite number of points >= 0, got {budget!r}; "
+                            f"e.g. --budget 1")
+    return float(budget)
+
+
 def answer(dense: Point, curve: Curve, budget: float = 1.0, n_boot: int = 2000, seed: int = 0
            ) -> Answer:
     """The largest sparsity of `curve` within `budget` points of `dense`, with its uncertainty.
@@ -114,8 +123,7 @@ def answer(dense: Point, curve: Curve, budget: float = 1.0, n_boot: int = 2000, 
     A float curve starts at the dense model (sparsity 0 is the dense model itself); a quantized
     one starts at its own lowest level. In a bootstrap replicate where no level is within the
     budget, the answer counts as 0."""
-    if budget < 0:
-        raise PrunelabError(f"the accuracy budget must be >= 0 points, got {budget}")
+    check_budget(budget)
     start = [] if curve.quantized else [0.0]
     levels = np.concatenate([start, curve.levels])
     top1 = np.concatenate([[dense.top1] if start else [], curve.top1])

@@ -90,6 +90,12 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
             raise PrunelabError(f"--quant-lr: {exc}") from None
     for level in cfg.levels:
         check_sparsity(level, "level")
+    if not cfg.seeds:
+        raise PrunelabError("no seeds given; pass a comma list such as --seeds 0 or --seeds 0,1,2")
+    for seed in cfg.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise PrunelabError(f"seed {seed!r} in --seeds is not an integer in [0, 2^63); "
+                                f"e.g. --seeds 0,1,2")
     if cfg.layer_cap is not None:
         check_sparsity(cfg.layer_cap, "layer cap")
     if cfg.round_to is not None and (isinstance(cfg.round_to, bool) or not isinstance(cfg.round_to, int)

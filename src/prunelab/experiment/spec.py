@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import PrunelabError
 from ..pruning import PRUNERS, Pruner
 from ..pruning.masks import check_sparsity
@@ -103,7 +105,7 @@ def parse_levels(text: str) -> tuple[float, ...]:
             start, stop, step = (float(v) for v in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            n = round((stop - start) / step)
+            n = int(np.floor((stop - start) / step + 1e-9))  # the last step may not pass stop
             values = [round(start + i * step, 6) for i in range(n + 1)]
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
