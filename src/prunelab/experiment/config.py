@@ -90,6 +90,9 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
             raise PrunelabError(f"--quant-lr: {exc}") from None
     for level in cfg.levels:
         check_sparsity(level, "level")
+    for flag, value in (("--bn-batches", cfg.recovery.bn_batches), ("--batch-size", cfg.batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PrunelabError(f"{flag} must be a whole number >= 1, got {value!r}")
     if not cfg.seeds:
         raise PrunelabError("no seeds given; pass a comma list such as --seeds 0 or --seeds 0,1,2")
     for seed in cfg.seeds:
