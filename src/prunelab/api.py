@@ -120,7 +120,7 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
     spec = MethodSpec.parse(method, allow_dense=True)
     check_sparsity(level, "--level")
     if run is not None:
-        pruned, card, shape = point_model(run, method, level, seed)
+        pruned, card, shape = point_model(run, spec.text, level, seed)
     else:
         pruned, card, shape = _compute(cfg, spec, level, seed, input_size)
     channels = not spec.is_dense and spec.pruner.shrinks

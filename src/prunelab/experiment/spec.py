@@ -46,7 +46,10 @@ class MethodSpec:
         if at and pruner.shrinks:
             raise PrunelabError(f"'{text}': quantizing a channel-pruned network is not supported; quantize "
                                 f"a mask method (e.g. global@{quant}), or export the channel method as onnx")
-        return cls(text, pruner, recovery, QuantSpec.parse(quant) if at else None)
+        if not at:
+            return cls(text, pruner, recovery)
+        spec = QuantSpec.parse(quant)
+        return cls(f"{head}@{spec.text}", pruner, recovery, spec)  # one spelling: 'kmeans04' is 'kmeans4'
 
     @property
     def base(self) -> MethodSpec:
