@@ -161,3 +161,16 @@ def test_a_level_range_never_passes_its_stop():
 
     assert parse_levels("0:0.99:0.1")[-1] == 0.9
     assert parse_levels("0:1:0.05") == tuple(round(0.05 * i, 6) for i in range(21))
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--epochs", "0"], ["--epochs >= 1"]),
+    (["--batch-size", "0"], ["batch size >= 1"]),
+    (["--weight-decay", "-1"], ["weight decay >= 0"]),
+    (["--momentum", "1.5"], ["momentum in [0, 1)"]),
+])
+def test_train_refuses_a_recipe_that_cannot_train_before_any_work(monkeypatch, capsys, tmp_path, args,
+                                                                  needles):
+    code, _, err = run(monkeypatch, capsys, "train", "--model", "smallcnn", *args, "--out", tmp_path / "m")
+    assert_user_error(code, err, *needles)
+    assert not (tmp_path / "m" / "model.safetensors").exists()

@@ -34,12 +34,14 @@ from .pruning import Pruned
 from .pruning.masks import check_sparsity
 from .quant.model import dequantized
 from .training import History, TrainConfig, fit, input_statistics, new_model
+from .training.recipe import check_from_scratch
 
 
 def train(model_name: str, data: str, data_root: str | None, download: bool, out: Path, cfg: TrainConfig,
           device: str = "auto", on_step=None, on_epoch=None) -> tuple[ModelCard, History]:
     """Train `model_name` from scratch on `data` and save the checkpoint into `out` (the training
     state after every epoch too: the same call resumes). Under torchrun: one model with DDP."""
+    check_from_scratch(cfg)
     dataset = load_dataset(data, data_root, download)
     # A model trained here is normalised with its training data's per-channel statistics,
     # recorded in its card; the registry's defaults describe foreign checkpoints.

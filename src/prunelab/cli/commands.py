@@ -14,6 +14,7 @@ from ..errors import PrunelabError
 from ..experiment.config import SweepConfig
 from ..recovery import RecoveryConfig
 from ..training import TrainConfig
+from ..training.recipe import check_from_scratch
 from .options import options, values
 from .out import bar, echo_answers, say, write_report
 from .tensorboard import TensorBoard
@@ -107,7 +108,8 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
     from .. import distributed
     from ..models import model_info
 
-    model_info(model_name)  # an unknown name is one line before any bar is drawn
+    model_info(model_name)  # an unknown name, or a recipe that cannot train, is one line before any bar
+    check_from_scratch(cfg)
     steps = cfg.epochs * -(-len(_train_images(data)) // cfg.batch_size)
     progress = bar(steps, f"train {model_name}", "step", quiet=quiet)
     last, board = {}, TensorBoard(out, enabled=distributed.is_main())

@@ -64,11 +64,22 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return SCHEDULES.get(cfg.schedule).rate(t - warm, total - warm, cfg.lr)
 
 
+def check_from_scratch(cfg: TrainConfig) -> None:
+    """Refuse a recipe that cannot train a network from scratch (`prunelab train`): any that
+    `check_config` refuses, and zero epochs (which would save an untrained network)."""
+    check_config(cfg)
+    if cfg.epochs < 1:
+        raise PrunelabError(f"training from scratch needs --epochs >= 1, got {cfg.epochs}")
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Refuse recipes that cannot train, with what to change."""
     if cfg.epochs < 0 or cfg.batch_size < 1 or not cfg.lr > 0:
         raise PrunelabError(f"training needs epochs >= 0, batch size >= 1 and lr > 0; got epochs "
                             f"{cfg.epochs}, batch size {cfg.batch_size}, lr {cfg.lr}")
+    if not (0 <= cfg.weight_decay < float("inf")) or not 0 <= cfg.momentum < 1:
+        raise PrunelabError(f"training needs weight decay >= 0 and momentum in [0, 1); got weight decay "
+                            f"{cfg.weight_decay}, momentum {cfg.momentum}")
     SCHEDULES.get(cfg.schedule)  # a one-line error naming the schedules there are
     if not 0 <= cfg.distill <= 1 or not cfg.temperature > 0:
         raise PrunelabError(f"distillation needs a weight in [0, 1] and a temperature > 0; got weight "
