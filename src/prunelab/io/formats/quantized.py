@@ -8,7 +8,6 @@ import json
 import lzma
 import math
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from ...quant import QuantSpec, quantize_model
 from ...quant.base import Quantized
 from ...quant.model import QuantizedModel
 from . import FORMATS, Floor, Format
+from ._framing import read_framed, write_framed
 from .sparse import entropy_bits
 
 QUANT_MAGIC = b"PRUNELAB-QUANT\x00\x00"  # 16 bytes, then a little-endian u32 header length
@@ -59,35 +59,20 @@ def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, s
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
               "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
     head = lzma.compress(json.dumps(header, separators=(",", ":")).encode(), **_LZMA)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(QUANT_MAGIC + struct.pack("<I", len(head)) + head + b"".join(streams[k] for k in STREAMS))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path.stat().st_size
+    return write_framed(path, QUANT_MAGIC, head, b"".join(streams[k] for k in STREAMS))
 
 
 def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
+    head, body = read_framed(path, QUANT_MAGIC, "quantized")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PrunelabError(f"cannot read {path}: {exc}") from None
-    if not data.startswith(QUANT_MAGIC):
-        raise PrunelabError(f"{path} is not a prunelab quantized file (wrong magic bytes)")
-    try:
-        (n,) = struct.unpack_from("<I", data, len(QUANT_MAGIC))
-        start = len(QUANT_MAGIC) + 4
-        header = json.loads(lzma.decompress(data[start:start + n]))
-        offset, streams = start + n, {}
+        header = json.loads(lzma.decompress(head))
+        offset, streams = 0, {}
         for k in STREAMS:
             size = header["streams"][k]
-            streams[k] = lzma.decompress(data[offset:offset + size])
+            streams[k] = lzma.decompress(body[offset:offset + size])
             offset += size
         return header, streams
-    except (struct.error, ValueError, KeyError, lzma.LZMAError) as exc:
+    except (ValueError, KeyError, lzma.LZMAError) as exc:
         raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
 
 

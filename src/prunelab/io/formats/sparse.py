@@ -7,7 +7,6 @@ import json
 import lzma
 import math
 import os
-import struct
 import zlib
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import nn
 from ...errors import PrunelabError
 from ...models import ModelCard, create_model
 from . import FORMATS, Floor, Format
+from ._framing import read_framed, write_framed
 
 SPARSE_MAGIC = b"PRUNELAB-SPARSE\x00"  # 16 bytes, then a little-endian u32 header length
 SPARSE_FORMAT = "prunelab-sparse/1"
@@ -80,30 +80,16 @@ def save_sparse(path: str | os.PathLike, model: nn.Module, card: ModelCard, fp16
               "tensors": entries, "dtype_order": list(by_dtype),
               "streams": {"mask_lzma": len(mask_stream), "values_zlib_shuffled": len(value_stream)}}
     head = json.dumps(header, separators=(",", ":")).encode()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(SPARSE_MAGIC + struct.pack("<I", len(head)) + head + mask_stream + value_stream)
-    os.replace(tmp, path)
-    return path.stat().st_size
+    return write_framed(path, SPARSE_MAGIC, head, mask_stream + value_stream)
 
 
 def _read_sparse(path: Path) -> tuple[dict, bytes, bytes]:
+    head, body = read_framed(path, SPARSE_MAGIC, "sparse")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PrunelabError(f"cannot read {path}: {exc}") from None
-    if not data.startswith(SPARSE_MAGIC):
-        raise PrunelabError(f"{path} is not a prunelab sparse file (wrong magic bytes)")
-    try:
-        (n,) = struct.unpack_from("<I", data, len(SPARSE_MAGIC))
-        start = len(SPARSE_MAGIC) + 4
-        header = json.loads(data[start:start + n])
-        streams = header["streams"]
-        body = start + n
-        mask_end = body + streams["mask_lzma"]
-        return header, lzma.decompress(data[body:mask_end]), zlib.decompress(data[mask_end:])
-    except (struct.error, ValueError, KeyError, lzma.LZMAError, zlib.error) as exc:
+        header = json.loads(head)
+        mask_end = header["streams"]["mask_lzma"]
+        return header, lzma.decompress(body[:mask_end]), zlib.decompress(body[mask_end:])
+    except (ValueError, KeyError, lzma.LZMAError, zlib.error) as exc:
         raise PrunelabError(f"{path} is a damaged prunelab sparse file ({exc})") from None
 
 
