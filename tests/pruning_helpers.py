@@ -8,3 +8,17 @@ def masks_of(method: str, weights: dict, level: float, seed: int = 0, prior=None
     """The masks `method` computes for `weights` at `level` (masks only grow from `prior`)."""
     ctx = PruneContext(seed=seed, prior=prior, layer_cap=layer_cap, profile=profile)
     return PRUNERS.get(method).masks(weights, level, ctx)
+
+
+def masked_resnet20(sparsity: float):
+    """A seeded random-init ResNet-20 in eval mode, globally L1-pruned to `sparsity` (masks applied)."""
+    import torch
+
+    from prunelab.models import create_model
+    from prunelab.pruning.masks import apply_masks, prunable_weights
+
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    w = prunable_weights(model, "linear")
+    apply_masks(model, masks_of("global", {k: v.detach() for k, v in w.items()}, sparsity))
+    return model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
-from pruning_helpers import masks_of
+from pruning_helpers import masked_resnet20
 
 from prunelab.data import load_dataset, normalize
 from prunelab.errors import PrunelabError
@@ -20,19 +20,10 @@ from prunelab.io.formats.sparse import FP16_TOLERANCE, entropy_bits, load_sparse
 from prunelab.io.formats.structured import load_structured, save_structured
 from prunelab.measure import evaluate
 from prunelab.models import MODELS, ModelCard, ModelInfo, create_model, model_info
-from prunelab.pruning.masks import apply_masks, prunable_weights
 from prunelab.pruning.structured import prune_channels
 
 X = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 REF = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, tuple("abcdefghij"))
-
-
-def masked_resnet20(sparsity: float):
-    torch.manual_seed(0)
-    model = create_model("resnet20").eval()
-    w = prunable_weights(model, "linear")
-    apply_masks(model, masks_of("global", {k: v.detach() for k, v in w.items()}, sparsity))
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
-from pruning_helpers import masks_of
+from pruning_helpers import masked_resnet20
 
 from prunelab.data import normalize
 from prunelab.errors import PrunelabError
@@ -19,8 +19,7 @@ from prunelab.io.formats import export_model, get_format
 from prunelab.io.formats.quantized import load_quantized, quantized_floor, save_quantized
 from prunelab.io.formats.sparse import save_sparse
 from prunelab.measure import evaluate
-from prunelab.models import ModelCard, create_model
-from prunelab.pruning.masks import apply_masks, prunable_weights
+from prunelab.models import ModelCard
 from prunelab.quant import QUANTIZERS, QuantSpec, quantize_model
 from prunelab.quant.model import dequantized
 from prunelab.quant.schemes.kmeans import kmeans_1d
@@ -30,17 +29,9 @@ CARD = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, tuple("abcdefghij")
 SPECS = ["kmeans2", "kmeans4", "uniform2", "uniform8"]
 
 
-def pruned_resnet20(sparsity: float):
-    torch.manual_seed(0)
-    model = create_model("resnet20").eval()
-    w = prunable_weights(model, "linear")
-    apply_masks(model, masks_of("global", {k: v.detach() for k, v in w.items()}, sparsity))
-    return model
-
-
 @pytest.fixture(scope="module")
 def pruned80():
-    return pruned_resnet20(0.8)
+    return masked_resnet20(0.8)
 
 
 @pytest.mark.parametrize("text", SPECS)
@@ -60,8 +51,8 @@ def test_zeros_stay_zero_and_no_kept_weight_becomes_zero(pruned80, text):
 @pytest.mark.parametrize("text", SPECS)
 def test_quantizing_a_decoded_model_changes_nothing(pruned80, text):
     spec = QuantSpec.parse(text)
-    once = dequantized(pruned_resnet20(0.8), spec).state_dict()
-    twice = quantize_model(dequantized(pruned_resnet20(0.8), spec), spec).state_dict()
+    once = dequantized(masked_resnet20(0.8), spec).state_dict()
+    twice = quantize_model(dequantized(masked_resnet20(0.8), spec), spec).state_dict()
     for name in once:
         assert torch.equal(once[name], twice[name]), name
 
@@ -94,7 +85,7 @@ def test_file_reads_back_bit_exactly_and_smaller_than_sparse(pruned80, tmp_path)
         size = save_quantized(tmp_path / f"{text}.q", pruned80, CARD, spec)
         back, card = load_quantized(tmp_path / f"{text}.q")
         assert card.model == "resnet20"
-        reference = dequantized(pruned_resnet20(0.8), spec).eval()
+        reference = dequantized(masked_resnet20(0.8), spec).eval()
         with torch.inference_mode():
             assert torch.equal(back(x), reference(x)), text
         assert size < sparse
@@ -106,7 +97,7 @@ def test_export_model_checks_the_file_against_the_quantized_network(pruned80, tm
     spec = QuantSpec.parse("kmeans3")
     done = export_model(pruned80, CARD, get_format("quantized", False, spec), tmp_path / "m.q", (3, 32, 32))
     assert done.max_abs_diff > 0  # the float model is not what the file holds ...
-    done = export_model(dequantized(pruned_resnet20(0.8), spec), CARD, get_format("quantized", False, spec),
+    done = export_model(dequantized(masked_resnet20(0.8), spec), CARD, get_format("quantized", False, spec),
                         tmp_path / "m.q", (3, 32, 32))
     assert done.max_abs_diff == 0 and done.floor is not None  # ... its quantized network is, bit for bit
 
@@ -241,11 +232,11 @@ def test_cli_export_quantized_needs_the_quantization(quant_run, monkeypatch, cap
 @pytest.mark.parametrize("text", ["kmeans3", "uniform4"])
 def test_held_codes_compute_the_quantized_network_and_train_only_the_tables(pruned80, text):
     spec = QuantSpec.parse(text)
-    model = pruned_resnet20(0.8)
+    model = masked_resnet20(0.8)
     hold_codes(model, quantize_model(model, spec))
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
-        assert torch.equal(model(x), dequantized(pruned_resnet20(0.8), spec)(x))
+        assert torch.equal(model(x), dequantized(masked_resnet20(0.8), spec)(x))
     model.train()
     model(x).square().mean().backward()
     with torch.no_grad():
@@ -253,7 +244,7 @@ def test_held_codes_compute_the_quantized_network_and_train_only_the_tables(prun
             if p.grad is not None:
                 p -= 0.5 * p.grad
     release_codes(model.eval())
-    then = quantize_model(dequantized(pruned_resnet20(0.8), spec), spec).coded
+    then = quantize_model(dequantized(masked_resnet20(0.8), spec), spec).coded
     assert list(model.state_dict()) == list(pruned80.state_dict())  # the file's order: the same file
     moved = 0
     for name, c in quantize_model(model, spec).coded.items():
