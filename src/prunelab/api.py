@@ -51,7 +51,8 @@ def train(model_name: str, data: str, data_root: str | None, download: bool, out
     history = fit(model, dataset, mean, std, cfg, pick_device(device), state_dir=out, distributed_data=True,
                   on_step=on_step, on_epoch=on_epoch)
     card = ModelCard(model=model_name, num_classes=len(dataset.classes), in_channels=dataset.train.x.shape[1],
-                     mean=mean, std=std, classes=dataset.classes, data=dataset.source, epochs=cfg.epochs,
+                     mean=mean, std=std, classes=dataset.classes, input_size=dataset.image_size,
+                     data=dataset.source, epochs=cfg.epochs,
                      top1=history.test_top1, recipe=dataclasses.asdict(cfg))
     if distributed.is_main():
         save_checkpoint(out, model.cpu(), card)
@@ -110,24 +111,28 @@ class Export:
 
 
 def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float, seed: int, fmt: str,
-           out: Path, input_size: int = 32) -> Export:
+           out: Path, input_size: int | None = None) -> Export:
     """Write one point's network to `out` in `fmt`, reload it and compare outputs.
 
     From a swept `run` the point must be stored (retrained points come from the model the sweep
     kept); from a checkpoint (`cfg`, with `run` None) the point is computed here, as a sweep would,
     with the same settings (recovered methods need `cfg.data`; a chain steps through `cfg.levels`).
+    `input_size` (image height = width, for methods that read no data) defaults to the checkpoint's.
     """
+    if input_size is not None and input_size < 1:
+        raise PrunelabError(f"--input-size must be at least 1 pixel, got {input_size}")
     if (run is None) == (cfg is None):
         raise PrunelabError("pass either a RUN folder or --checkpoint, not both or neither")
     spec = MethodSpec.parse(method, allow_dense=True)
     check_sparsity(level, "--level")
+    channels = not spec.is_dense and spec.pruner.shrinks
+    file_format = get_format(fmt, channels, spec.quant)
+    reads_data = file_format.needs_images or file_format.lossy
     if run is not None:
         pruned, card, shape = point_model(run, spec.text, level, seed)
     else:
-        pruned, card, shape = _compute(cfg, spec, level, seed, input_size)
-    channels = not spec.is_dense and spec.pruner.shrinks
-    file_format = get_format(fmt, channels, spec.quant)
-    data = _run_data(run, cfg) if file_format.needs_images or file_format.lossy else None
+        pruned, card, shape = _compute(cfg, spec, level, seed, input_size, reads_data)
+    data = _run_data(run, cfg) if reads_data else None
     if file_format.needs_images:
         n = min(cfg.calibration if cfg else SweepConfig.calibration, len(data.train))
         images = calibration_images(data.train, n)  # seeded, from the training split only
@@ -154,13 +159,14 @@ def _run_data(run: Path | None, cfg: SweepConfig | None) -> Dataset:
     return with_training_set(data, load_dataset(train, root), train) if train else data
 
 
-def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int):
-    """A point computed from the checkpoint alone (data loaded only if the method needs it); a
-    quantized method's is its base's network, quantized."""
+def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int | None,
+             reads_data: bool = False):
+    """A point computed from the checkpoint alone (data loaded only if the method or the file
+    format needs it); a quantized method's is its base's network, quantized."""
     spec = method.base
     validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,)))
     needs_data = not spec.from_checkpoint or (not spec.is_dense and spec.pruner.needs_calibration)
-    wb = Workbench(cfg, input_size=None if needs_data else input_size)
+    wb = Workbench(cfg, input_size, reads_data=needs_data or reads_data)
     chain = [lv for lv in cfg.levels if lv < level] if spec.recovery.chained else []
     with tempfile.TemporaryDirectory() as tmp:  # a chain's states, and retraining's, live here
         folder = RunFolder(tmp)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,6 +52,10 @@ def resolve(cls: type[T], file: str | Path | None = None, **overrides) -> T:
             values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (OSError, ValueError) as exc:
             raise PrunelabError(f"cannot read config file {path}: {exc}") from None
+        if not isinstance(values, dict):
+            raise PrunelabError(f"config file {path} must hold a table of settings, "
+                                f"got {type(values).__name__}")
+        values = typed(cls, values, str(path))
     for key, value in overrides.items():
         if value is None:
             continue
@@ -72,3 +79,64 @@ def resolve(cls: type[T], file: str | Path | None = None, **overrides) -> T:
         return cls(**values)
     except TypeError as exc:
         raise PrunelabError(f"incomplete configuration: {exc}") from None
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def typed(cls: type, values: dict, where: str) -> dict:
+    """A config file's values for `cls`, each checked against its field's type (ints are not
+    bools, a number is not a string, a list holds what the field holds), nested tables too; a
+    field that parses text (levels) takes its text. Unknown keys are left to `resolve`."""
+    hints = typing.get_type_hints(cls)
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value, hint, key = values[f.name], hints[f.name], f"{where}: {f.name}"
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise PrunelabError(f"config file {key} must be a table of settings, got {value!r}")
+            out[f.name] = typed(hint, value, key)
+        elif f.metadata.get("parse") and isinstance(value, str):
+            out[f.name] = f.metadata["parse"](value)
+        else:
+            try:
+                out[f.name] = _as(value, hint)
+            except _Mismatch:
+                raise PrunelabError(f"config file {key} must be {_describe(hint)}, got {value!r}") from None
+    return out
+
+
+def _as(value, hint):
+    """`value` as type `hint` (int -> float widening only), or _Mismatch."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            with contextlib.suppress(_Mismatch):
+                return _as(value, arg)
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _Mismatch
+        return tuple(_as(v, args[0]) for v in value)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (bool, int, str) and type(value) is hint:
+        return value
+    if hint not in (bool, int, float, str):
+        return value  # a type this check does not know: left to the field's own validation
+    raise _Mismatch
+
+
+def _describe(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint)))

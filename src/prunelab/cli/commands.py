@@ -297,8 +297,9 @@ def retime(run, runtime, threads, device, budget):
 @click.option("--format", "fmt", required=True, help="sparse, sparse-fp16, structured, onnx, onnx-int8 or "
                                                       "quantized (for a method@<quant>).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write.")
-@click.option("--input-size", type=int, default=32, show_default=True,
-              help="--checkpoint: image height = width for tracing and ONNX (methods that read no data).")
+@click.option("--input-size", type=int, default=None,
+              help="--checkpoint: image height = width for tracing and ONNX (methods that read no data) "
+                   "[default: the checkpoint's, else its architecture's, else 32].")
 @options(SweepConfig, skip=("methods", "seeds", "latency", "threads", "runtime", "file_size"))
 @options(RecoveryConfig)
 @config_option

@@ -50,7 +50,14 @@ def load_dataset(
     Raises:
         PrunelabError: unknown name, missing or invalid file, data not found or not downloadable.
     """
-    spec = os.fspath(spec)
+    data = _load(os.fspath(spec), root, download, cache_dir)
+    if len(data.test) == 0:
+        raise PrunelabError(f"dataset {spec} has no test images: every number prunelab gives is measured "
+                            f"on them; pass a dataset with a test split")
+    return data
+
+
+def _load(spec: str, root, download: bool, cache_dir) -> Dataset:
     loader = LOADERS.get(spec)
     if loader is not None:
         return loader(root, download)

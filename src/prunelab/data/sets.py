@@ -59,6 +59,12 @@ class Dataset:
     # (the byte-exact CIFAR-10 subset does); None otherwise.
     train_index: torch.Tensor | None = None
 
+    @property
+    def image_size(self) -> int | None:
+        """Height = width of its images, or None when they are not square."""
+        h, w = self.test.x.shape[2:4]
+        return int(h) if h == w else None
+
 
 def with_training_set(data: Dataset, other: Dataset, other_name: str) -> Dataset:
     """`data` with `other`'s training images, keeping `data`'s own pixels wherever it has them.

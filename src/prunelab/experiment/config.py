@@ -27,6 +27,8 @@ class SweepConfig:
                                      "its exact pixels replace their copies here).")
     data_root: str | None = setting(None, "Folder holding cifar-10-batches-py (for --data cifar10).")
     download: bool = setting(False, "Download CIFAR-10 into --data-root if it is missing (needs network).")
+    classes_match: bool = setting(True, "Refuse a checkpoint with another class count than the data's "
+                                  "(off: its first outputs are the data's classes).")
     methods: tuple[str, ...] = setting(("layerwise", "global", "random"),
                                        "Comma list of '<method>[+<recovery>]' (see 'prunelab methods').")
     levels: tuple[float, ...] = setting(CLASSIC_LEVELS, "Sparsity levels: 'start:stop:step', 'geometric:P:K' "

@@ -17,6 +17,7 @@ from ..data.calibration import calibration_images
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint
 from ..measure import Macs, macs
+from ..models import ModelCard
 from ..pruning import PruneContext
 from ..pruning.calibration import Calibration
 from ..recovery import Bench
@@ -52,23 +53,46 @@ def load_profile(path: str | Path) -> dict:
     return profile
 
 
+def check_fits(data: Dataset, card: ModelCard, name: str, classes_match: bool = True) -> None:
+    """The data against the network: labels it can predict, image channels and size it takes, and
+    (unless `classes_match` is off) as many classes as it has outputs."""
+    top, n = int(data.test.y.max()), len(data.classes)
+    if top >= card.num_classes:
+        raise PrunelabError(f"data '{name}' has labels up to {top} but the checkpoint's model has "
+                            f"{card.num_classes} classes; pass the data it was trained on")
+    if classes_match and n != card.num_classes:
+        raise PrunelabError(f"data '{name}' has {n} classes but the checkpoint's model has "
+                            f"{card.num_classes} outputs; pass the data it was trained on, or "
+                            f"--no-classes-match if its first {n} outputs are this data's classes")
+    if data.test.x.shape[1] != card.in_channels:
+        raise PrunelabError(f"data '{name}' has {data.test.x.shape[1]}-channel images, the "
+                            f"checkpoint's model takes {card.in_channels}")
+    size = card.input_size or card.info.input_size
+    h, w = data.test.x.shape[2:4]
+    if size is not None and (h, w) != (size, size):
+        raise PrunelabError(f"data '{name}' has {h}x{w} images but the checkpoint's {card.model} takes "
+                            f"{size}x{size}; pass images of the size it was trained on")
+
+
 class Workbench:
     """Everything a point is computed with, for one checkpoint under one configuration.
 
     Args:
         cfg: the sweep's settings (checkpoint, data, pruning and retraining options).
-        input_size: height = width of one image, when no test data is loaded (an export from a
-            checkpoint); by default the test images' shape.
+        reads_data: False where no data is loaded (an export from a checkpoint): one image's
+            shape is then `input_size` x `input_size`, by default the size the checkpoint
+            records or its architecture declares (else 32); otherwise the test images'.
     """
 
-    def __init__(self, cfg: SweepConfig, input_size: int | None = None):
+    def __init__(self, cfg: SweepConfig, input_size: int | None = None, reads_data: bool = True):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.model, self.card = load_checkpoint(cfg.checkpoint, cfg.model)
         self.model.to(self.device)
         self.profile = load_profile(cfg.sensitivity) if cfg.sensitivity else None
         self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self._input_shape = (self.card.in_channels, input_size, input_size) if input_size else None
+        size = input_size or self.card.input_size or self.card.info.input_size or 32
+        self._input_shape = None if reads_data else (self.card.in_channels, size, size)
         self.on_epoch = None  # the sweep's hook for the point in flight: (epoch record) -> None
         self.on_layer = None  # and for a slow pruner's progress: (layer, index, layers) -> None
 
@@ -76,14 +100,7 @@ class Workbench:
     def data(self) -> Dataset:
         """The test data (and its training split), checked against the checkpoint once."""
         data = load_dataset(self.cfg.data, self.cfg.data_root, self.cfg.download)
-        test = data.test
-        if int(test.y.max()) >= self.card.num_classes:
-            raise PrunelabError(f"data '{self.cfg.data}' has labels up to {int(test.y.max())} but the "
-                                f"checkpoint's model has {self.card.num_classes} classes; "
-                                f"pass the data it was trained on")
-        if test.x.shape[1] != self.card.in_channels:
-            raise PrunelabError(f"data '{self.cfg.data}' has {test.x.shape[1]}-channel images, the "
-                                f"checkpoint's model takes {self.card.in_channels}")
+        check_fits(data, self.card, self.cfg.data, self.cfg.classes_match)
         return data
 
     @functools.cached_property

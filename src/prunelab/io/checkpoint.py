@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import PrunelabError
 from ..models import ModelCard, create_model, model_info
+from .atomic import save_tensors
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
@@ -49,17 +50,11 @@ def save_checkpoint(folder: str | os.PathLike, model: nn.Module, card: ModelCard
         stale.unlink(missing_ok=True)  # a folder holds one layout: a reader never mixes two saves
     if max_shard_bytes is None:
         weights = folder / WEIGHTS_FILE
-        _write_safetensors(weights, state, {"model": card.model})
+        save_tensors(weights, state, {"model": card.model})
     else:
         weights = _write_shards(folder, state, card.model, max_shard_bytes)
     (folder / META_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
     return weights
-
-
-def _write_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
 
 
 def _write_shards(folder: Path, state: dict[str, torch.Tensor], model: str, max_bytes: int) -> Path:
@@ -87,7 +82,7 @@ def _write_shards(folder: Path, state: dict[str, torch.Tensor], model: str, max_
     weight_map, digests = {}, {}
     for i, shard in enumerate(shards, 1):
         file = f"model-{i:05d}-of-{n:05d}.safetensors"
-        _write_safetensors(folder / file, shard, {"model": model, "format": "pt"})
+        save_tensors(folder / file, shard, {"model": model, "format": "pt"})
         digests[file] = _sha256_file(folder / file)
         weight_map.update(dict.fromkeys(shard, file))
     total = sum(t.numel() * t.element_size() for t in state.values())
@@ -194,7 +189,44 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise PrunelabError(f"checkpoint {path} holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    return _fold_prune_masks({k.removeprefix("module."): v for k, v in obj.items()}, path)
+
+
+def _fold_prune_masks(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """A state dict saved while `torch.nn.utils.prune` was applied holds `X_orig` and `X_mask`
+    for each pruned tensor X: fold them into X = X_orig * X_mask, the pruned network it is."""
+    out = dict(state)
+    for key in [k for k in state if k.endswith("_orig")]:
+        base = key.removesuffix("_orig")
+        mask = state.get(base + "_mask")
+        if mask is None:
+            continue
+        if mask.shape != state[key].shape:
+            raise PrunelabError(f"checkpoint {path}: {base}_mask is {tuple(mask.shape)} but {key} is "
+                                f"{tuple(state[key].shape)}; save the pruned model again")
+        out[base] = state[key] * mask.to(state[key].dtype)
+        del out[key], out[base + "_mask"]
+    return out
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Every floating tensor finite: one NaN or inf weight makes every measured number meaningless."""
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise PrunelabError(f"checkpoint {path}: tensor {name} holds {bad} NaN/inf value"
+                                f"{'s' if bad > 1 else ''}; use a checkpoint saved before training "
+                                f"went wrong")
+
+
+def _check_head(card: ModelCard, state: dict[str, torch.Tensor], path: Path) -> None:
+    """The card's class and channel counts against the weights, before a model that size is built."""
+    info = card.info
+    for key, dim, said, what in ((f"{info.classifier}.weight", 0, card.num_classes, "num_classes"),
+                                 (f"{info.stem}.weight", 1, card.in_channels, "in_channels")):
+        if key in state and state[key].dim() > dim and int(state[key].shape[dim]) != said:
+            raise PrunelabError(f"checkpoint {path}: its metadata says {what} {said} but {key} is "
+                                f"{tuple(state[key].shape)}; correct {what} in {META_FILE}")
 
 
 def _fit(model: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path) -> None:
@@ -265,10 +297,12 @@ def load_checkpoint(path: str | os.PathLike, model_name: str | None = None
                                 f"'{info.stem}.weight', so it is not a '{model_name}'; "
                                 f"pass the --model it was trained as")
         card = ModelCard(model=model_name, num_classes=int(head.shape[0]), in_channels=int(stem.shape[1]),
-                         mean=info.mean, std=info.std, source=str(path))
+                         mean=info.mean, std=info.std, source=str(path), input_size=info.input_size)
     else:
         raise PrunelabError(f"checkpoint {path}: unknown file type '{path.suffix}'; "
                             f"use a .safetensors written by prunelab or a .th/.pt/.pth file")
+    _check_finite(state, path)
+    _check_head(card, state, path)
     model = create_model(card.model, card.num_classes, card.in_channels)
     _fit(model, state, card.model, path)
     return model.eval(), card.with_source(str(path))

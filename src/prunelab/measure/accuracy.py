@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PrunelabError
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -46,17 +48,23 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         batch_size: images per forward pass.
     """
     model.eval()
-    hits, hits5 = [], []
+    hits, hits5, finite = [], [], []
     loss = torch.zeros((), dtype=torch.float64, device=x.device)
     with exact_float32():
         for start in range(0, len(x), batch_size):
             logits = model(x[start:start + batch_size]).float()
             target = y[start:start + batch_size]
+            finite.append(torch.isfinite(logits).all(dim=1))
             loss += F.cross_entropy(logits, target, reduction="sum").double()
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits.append(top[:, 0] == target)
             hits5.append((top == target[:, None]).any(dim=1))
     h, h5 = torch.cat(hits).cpu().numpy(), torch.cat(hits5).cpu().numpy()
+    bad = np.flatnonzero(~torch.cat(finite).cpu().numpy())
+    if len(bad):
+        raise PrunelabError(f"the network's outputs are NaN or inf on {len(bad)} of {len(h)} images (first: "
+                            f"image {bad[0]}), so no accuracy of it means anything; its weights hold NaN/inf "
+                            f"or grew out of range (retraining diverged: lower --lr)")
     n = len(h)
     return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), float(loss) / n, h)
 

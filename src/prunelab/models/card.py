@@ -9,6 +9,7 @@ from ..errors import PrunelabError
 from .registry import ModelInfo, model_info
 
 REF_KEYS = ("model", "num_classes", "in_channels", "mean", "std", "classes")  # what rebuilds and feeds it
+MAX_CLASSES, MAX_CHANNELS, MAX_SIZE = 1_000_000, 1024, 16384  # beyond these a card is a typo, not a network
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ModelCard:
         num_classes, in_channels: classifier outputs and image channels.
         mean, std: input normalisation, per channel, in [0, 1] pixel units.
         classes: class names, if known.
+        input_size: image height = width the network was trained on (None: not recorded).
         data, epochs, top1, recipe: how it was trained (top-1 in percent, on `data`'s test split).
         source: the file its weights were read from.
     """
@@ -30,6 +32,7 @@ class ModelCard:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...] | None = None
+    input_size: int | None = None
     data: str | None = None
     epochs: int | None = None
     top1: float | None = None
@@ -64,6 +67,14 @@ class ModelCard:
             known["mean"], known["std"] = tuple(raw["mean"]), tuple(raw["std"])
             if known.get("classes") is not None:
                 known["classes"] = tuple(known["classes"])
-            return cls(model=raw["model"], **{k: v for k, v in known.items() if k != "model"})
+            if known.get("input_size") is not None:
+                known["input_size"] = int(known["input_size"])
+            card = cls(model=raw["model"], **{k: v for k, v in known.items() if k != "model"})
         except (KeyError, TypeError, ValueError) as exc:
             raise PrunelabError(f"{where} is unreadable ({type(exc).__name__}: {exc})") from None
+        for what, value, top in (("num_classes", card.num_classes, MAX_CLASSES),
+                                 ("in_channels", card.in_channels, MAX_CHANNELS),
+                                 ("input_size", card.input_size or 1, MAX_SIZE)):
+            if not 1 <= value <= top:
+                raise PrunelabError(f"{where} says {what} {value}; it must be 1 to {top:,}: correct it")
+        return card

@@ -30,6 +30,8 @@ class ModelInfo:
             for checkpoints that do not record their own).
         description: one line for listings.
         build: (num_classes, in_channels) -> a freshly initialised module.
+        input_size: the image height = width it is made for (CIFAR: 32), where it has one; a
+            checkpoint that records none is checked against this.
     """
 
     name: str
@@ -39,17 +41,19 @@ class ModelInfo:
     std: tuple[float, ...]
     description: str
     build: Callable[[int, int], nn.Module]
+    input_size: int | None = None
 
 
 MODELS: Registry[ModelInfo] = Registry("model", "prunelab.models.zoo")
 
 
 def register_model(name: str, *, classifier: str, stem: str, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                   description: str = ""):
+                   description: str = "", input_size: int | None = None):
     """Decorator: add a builder `(num_classes, in_channels) -> nn.Module` to the registry."""
 
     def wrap(build):
-        MODELS.register(ModelInfo(name, classifier, stem, tuple(mean), tuple(std), description, build))
+        MODELS.register(ModelInfo(name, classifier, stem, tuple(mean), tuple(std), description, build,
+                                  input_size))
         return build
 
     return wrap

@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 from ...errors import PrunelabError
+from ..atomic import publish
 
 
 def write_framed(path: str | os.PathLike, magic: bytes, head: bytes, body: bytes) -> int:
@@ -18,7 +19,7 @@ def write_framed(path: str | os.PathLike, magic: bytes, head: bytes, body: bytes
     try:
         with open(tmp, "wb") as f:
             f.write(magic + struct.pack("<I", len(head)) + head + body)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path.stat().st_size

@@ -8,12 +8,13 @@ import os
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ...errors import PrunelabError
 from ...models import ModelCard
 from ...pruning.spec import architecture_spec, build_from_spec
+from ..atomic import save_tensors
 from . import FORMATS, Format
 
 
@@ -29,9 +30,7 @@ def save_structured(path: str | os.PathLike, model: nn.Module, card: ModelCard) 
     spec (channel counts) and the model card as JSON: no pickled modules. Returns bytes."""
     state, meta = _contents(model, card)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    save_tensors(path, state, meta)
     return path.stat().st_size
 
 

@@ -70,5 +70,5 @@ class CifarResNet(nn.Module):
 for _depth in (20, 32, 44, 56, 110):
     register_model(
         f"resnet{_depth}", classifier="linear", stem="conv1", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        description=f"CIFAR ResNet-{_depth} (option-A shortcuts; loads akamaster checkpoints)",
+        description=f"CIFAR ResNet-{_depth} (option-A shortcuts; loads akamaster checkpoints)", input_size=32,
     )(lambda num_classes, in_channels, n=(_depth - 2) // 6: CifarResNet(n, num_classes, in_channels))

@@ -8,7 +8,8 @@ from ..registry import register_model
 
 
 @register_model("resnet50", classifier="fc", stem="conv1",
-                description="ResNet-50 CIFAR variant: 3x3 stride-1 stem, no max-pool, [3,4,6,3]")
+                description="ResNet-50 CIFAR variant: 3x3 stride-1 stem, no max-pool, [3,4,6,3]",
+                input_size=32)
 def resnet50_cifar(num_classes: int, in_channels: int) -> nn.Module:
     """torchvision's ResNet-50 with the stem of the classic CIFAR study (23,520,842 params at 10 classes)."""
     from torchvision.models import resnet50
