@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -17,9 +18,41 @@ def say(*args, **kwargs) -> None:
         click.echo(*args, **kwargs)
 
 
-def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False,
-                disable=quiet or not distributed.is_main())
+PLAIN_EVERY_S = 10.0  # a log (stderr not a terminal) gets one progress line this often at most
+
+
+def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False, stream=None) -> tqdm:
+    """A tqdm bar on a terminal; where stderr is a file or a pipe, a plain line every few seconds
+    (and the last state), not hundreds of carriage-return redraws."""
+    stream = stream or sys.stderr
+    disable = quiet or not distributed.is_main()
+    if stream.isatty():
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=stream,
+                    disable=disable)
+    return _PlainBar(total=total, initial=initial, desc=desc, unit=unit, leave=True, file=_Lines(stream),
+                     disable=disable, ascii=True, ncols=100, mininterval=PLAIN_EVERY_S, maxinterval=1e9)
+
+
+class _PlainBar(tqdm):
+    """Its details change without forcing a line of their own; they show in the next timed one."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+
+class _Lines:
+    """What a log sees of a bar: each redraw as one plain line; the blank erasing ones dropped."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for part in text.replace("\r", "\n").split("\n"):
+            if part.strip():
+                self.stream.write(part.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def answer_line(a, width: int = 0) -> str:
