@@ -176,6 +176,7 @@ def test_files_written_take_the_umask_mode_not_0600(tmp_path, digits_checkpoint,
         export_model(model, card, get_format("sparse", False, None), tmp_path / "m.sparse", (1, 8, 8))
     finally:
         os.umask(old)
-    for path in (tmp_path / "ck" / "model.safetensors", tmp_path / "ck" / "model.json", tmp_path / "m.sparse"):
+    ck = tmp_path / "ck"
+    for path in (ck / "model.safetensors", ck / "model.json", tmp_path / "m.sparse"):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert not list(tmp_path.rglob("*.tmp"))

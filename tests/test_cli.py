@@ -174,3 +174,14 @@ def test_train_refuses_a_recipe_that_cannot_train_before_any_work(monkeypatch, c
     code, _, err = run(monkeypatch, capsys, "train", "--model", "smallcnn", *args, "--out", tmp_path / "m")
     assert_user_error(code, err, *needles)
     assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_the_methods_listing_wraps_to_the_terminal_under_its_own_column(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(monkeypatch, capsys, "methods")
+    assert code == 0
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    column = lines[1].index("lowest")  # 'global' row: where every description starts
+    continued = [line for line in lines if line.startswith("   ") and line.strip()]
+    assert continued and all(len(line) - len(line.lstrip()) == column for line in continued)

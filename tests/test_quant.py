@@ -335,7 +335,7 @@ def test_quant_lr_is_the_tables_learning_rate_and_fixes_results_only_when_set(di
 def test_int8_onnx_from_a_checkpoint_is_traced_at_the_size_of_the_data_it_is_measured_on(
         digits_checkpoint, monkeypatch, capsys, tmp_path):
     # the 8x8 digits network: tracing it at the 32x32 default made onnxruntime refuse the test images
-    code, said, err = run(monkeypatch, capsys, "export", "--checkpoint", digits_checkpoint, "--method", "global",
-                          "--level", 0.5, "--format", "onnx-int8", "--out", tmp_path / "m.onnx")
+    code, said, err = run(monkeypatch, capsys, "export", "--checkpoint", digits_checkpoint, "--method",
+                          "global", "--level", 0.5, "--format", "onnx-int8", "--out", tmp_path / "m.onnx")
     assert code == 0, err
     assert "test top-1 of the file" in said

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -65,22 +68,29 @@ def methods():
     # masks first, then fixed patterns, then channel removal; alphabetical within each
     members = sorted(PRUNERS, key=lambda p: (p.shrinks, p.fixed_level is not None, p.name))
     width = max(len(p.name) for p in members) + 1
+    row = functools.partial(_listing_row, width=width, columns=shutil.get_terminal_size((100, 24)).columns)
     say("methods:")
     for p in members:
-        say(f"  {p.name:{width}s} {p.description}")
+        say(row(p.name, p.description))
     say("recoveries (append with '+', e.g. global+iter):")
     for r in sorted(RECOVERIES, key=lambda r: (not r.one_shot, r.trains, r.chained, r.name)):
-        say(f"  {'+' + r.name:{width}s} {r.description}")
+        say(row("+" + r.name, r.description))
     say("retraining (--retrain):")
     for m in RETRAIN_MODES:
-        say(f"  {m.name:{width}s} {m.description}")
+        say(row(m.name, m.description))
     low, high = BITS_RANGE
-    say(f"quantizers (append '@<name><bits>', bits {low}-{high}, e.g. global+ft@kmeans4; or --bits):")
+    say(f"quantizers ('@<name><bits>', bits {low}-{high}, e.g. global+ft@kmeans4; or --bits):")
     for q in QUANTIZERS:
-        say(f"  {q.name:{width}s} {q.description}")
+        say(row(q.name, q.description))
     say("  then optionally:")
-    say(f"  {'+ft':{width}s} fine-tune the codebooks or scales with the codes held (e.g. @kmeans3+ft)")
-    say(f"  {'+bn':{width}s} re-estimate batch-norm statistics of the quantized network (e.g. @kmeans3+bn)")
+    say(row("+ft", "fine-tune the codebooks or scales with the codes held (e.g. @kmeans3+ft)"))
+    say(row("+bn", "re-estimate batch-norm statistics of the quantized network (e.g. @kmeans3+bn)"))
+
+
+def _listing_row(name: str, text: str, width: int, columns: int) -> str:
+    """'  name   text', the text wrapped to the terminal and continued under its own column."""
+    return textwrap.fill(text, width=max(columns - 1, width + 40), initial_indent=f"  {name:{width}s} ",
+                         subsequent_indent=" " * (width + 3))
 
 
 # ---------------------------------------------------------------- train
