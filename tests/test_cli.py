@@ -185,3 +185,10 @@ def test_the_methods_listing_wraps_to_the_terminal_under_its_own_column(monkeypa
     column = lines[1].index("lowest")  # 'global' row: where every description starts
     continued = [line for line in lines if line.startswith("   ") and line.strip()]
     assert continued and all(len(line) - len(line.lstrip()) == column for line in continued)
+
+
+def test_train_refuses_an_out_folder_under_a_file(monkeypatch, capsys, tmp_path):
+    (tmp_path / "afile").write_text("")
+    code, _, err = run(monkeypatch, capsys, "train", "--model", "smallcnn", "--epochs", "1",
+                       "--out", tmp_path / "afile" / "m")
+    assert_user_error(code, err, "afile is a file, not a folder")

@@ -113,6 +113,19 @@ def train(model_name, config_file, device, out, **given):
         f"to {Path(out) / 'model.safetensors'}")
 
 
+def _writable_folder(path: Path, what: str) -> None:
+    """Create `path` as a folder, or say in one line why it cannot be one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise PrunelabError(f"{what} {path}: {blocker} is a file, not a folder; "
+                            f"pass another {what}") from None
+    except OSError as exc:
+        raise PrunelabError(f"{what} {path} cannot be created ({exc.strerror}); "
+                            f"pass another {what}") from None
+
+
 def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, device: str, quiet=False):
     """`api.train` with a progress bar, epoch lines and TensorBoard."""
     from .. import distributed
@@ -120,6 +133,7 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
 
     model_info(model_name)  # an unknown name, or a recipe that cannot train, is one line before any bar
     check_from_scratch(cfg)
+    _writable_folder(out, "--out")
     steps = cfg.epochs * -(-len(_train_images(data)) // cfg.batch_size)
     progress = bar(steps, f"train {model_name}", "step", quiet=quiet)
     last, board = {}, TensorBoard(out, enabled=distributed.is_main())
