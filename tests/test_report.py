@@ -99,7 +99,7 @@ def built(tmp_path_factory):
 def test_files_written_where_said(built):
     run, _, report = built
     assert report.folder == run / "report"
-    assert set(report.files) == {"csv", "markdown", "plot_png", "plot_svg", "gif"}
+    assert set(report.files) == {"csv", "markdown", "html", "plot_png", "plot_svg", "gif"}
     for path in report.files.values():
         assert path.parent == report.folder and path.stat().st_size > 0
     assert report.files["plot_svg"].read_text().lstrip().startswith("<?xml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,17 @@ def write_plot(png: Path, svg: Path, data: RunView) -> None:
                  fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False,
               title="bar under ★ = 95% interval", title_fontsize=8)
-    fig.savefig(png, dpi=120)
-    fig.savefig(svg, metadata={"Date": None})  # no timestamp: same results, same file
+    save(fig, png, svg, dpi=120)
+
+
+def save(fig, png: Path, svg: Path, dpi: int) -> None:
+    """PNG and SVG of `fig`, byte for byte the same for the same results: no timestamp, and the
+    SVG's ids hashed with a fixed salt (one per file, so pages inlining several never share an id)."""
+    import matplotlib
+
+    fig.savefig(png, dpi=dpi)
+    with matplotlib.rc_context({"svg.hashsalt": f"prunelab-{svg.stem}"}):
+        fig.savefig(svg, metadata={"Date": None})
 
 
 def has_savings(data: RunView) -> bool:
@@ -90,12 +100,23 @@ def savings_series(data: RunView, method: str, field: str) -> tuple[np.ndarray, 
 
 def write_savings_plot(png: Path, svg: Path, data: RunView) -> None:
     """Top-1 against what the user gets: sparsity, MACs, latency and file size, each labelled."""
+    save(savings_figure(data), png, svg, dpi=110)
+
+
+def savings_figure(data: RunView):
     from matplotlib.figure import Figure
 
     latency = data.dense.latency_b1 is not None
+    dense_macs = data.dense.macs * 1e-6
+    # MACs as run stay at the dense count for every mask method (dense kernels multiply the zeros):
+    # against them those curves stand on one vertical line. The panel plots effective MACs, which
+    # differ per point; the dotted line marks what the masked models really run.
     panels = [("sparsity", "sparsity (% of prunable weights removed, measured)", 100.0),
-              ("macs", "MACs per image, millions (counted as run; dashed: effective, theory)", 1e-6),
-              ("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20)]
+              ("effective_macs", "effective MACs per image, millions (theory: each layer scaled by its "
+               f"density; channel methods run this; dotted: the dense {dense_macs:,.1f} M that masked "
+               "models run)", 1e-6)]
+    if has_files(data):  # a sweep without --file-size measures no one-shot mask point's file
+        panels.append(("file_bytes", "exported file, MiB (measured on disk)", 1 / 2**20))
     if latency:
         setup = latency_setup(data)
         panels.insert(2, ("latency_b1", f"latency, batch 1, ms (measured, median, {setup})", 1e3))
@@ -103,15 +124,13 @@ def write_savings_plot(png: Path, svg: Path, data: RunView) -> None:
     axes = fig.subplots(1, len(panels), sharey=True)
     for ax, (name, label, scale) in zip(axes, panels, strict=True):
         ax.axhline(data.dense.top1, color="0.25", ls="--", lw=1)
+        if name == "effective_macs":
+            ax.axvline(dense_macs, color="0.35", ls=":", lw=1.2)
         for method in data.curves:
             x, y = savings_series(data, method, name)
             if len(x):
                 ax.plot(x * scale, y, "-o", ms=3.5, lw=1.4, color=data.color(method), label=method)
-            if name == "macs":
-                xe, ye = savings_series(data, method, "effective_macs")
-                if len(xe) and not np.allclose(xe, x):
-                    ax.plot(xe * scale, ye, "--", lw=1.1, color=data.color(method), alpha=0.8)
-        ax.set_xlabel(label, fontsize=9)
+        ax.set_xlabel(textwrap.fill(label, 64), fontsize=9)
         ax.grid(alpha=0.3, lw=0.5)
         if name != "sparsity":
             ax.invert_xaxis()  # savings grow to the right, as sparsity does
@@ -120,8 +139,7 @@ def write_savings_plot(png: Path, svg: Path, data: RunView) -> None:
     axes[0].legend(loc="lower left", fontsize=8, frameon=False)  # every method has a sparsity curve
     fig.suptitle(f"{data.model}: accuracy against what is saved ({data.n_images:,} test images; dashed "
                  f"line: dense {data.dense.top1:.1f}%)", fontsize=11)
-    fig.savefig(png, dpi=110)
-    fig.savefig(svg, metadata={"Date": None})
+    return fig
 
 
 def has_files(data: RunView) -> bool:
@@ -169,5 +187,4 @@ def write_memory_plot(png: Path, svg: Path, data: RunView, budget: float) -> Non
     ax.grid(alpha=0.3, lw=0.5, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{data.model}: accuracy against memory, {data.n_images:,} test images", fontsize=11)
-    fig.savefig(png, dpi=120)
-    fig.savefig(svg, metadata={"Date": None})
+    save(fig, png, svg, dpi=120)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .plots import save
+
 
 def plot(profile: dict, out: str | Path) -> list[Path]:
     """One curve per layer (colour = depth), top-1 against that layer's sparsity; PNG and SVG."""
@@ -27,6 +29,5 @@ def plot(profile: dict, out: str | Path) -> list[Path]:
     ax.legend(fontsize=7, loc="lower left")
     out = Path(out)
     files = [out / "sensitivity.png", out / "sensitivity.svg"]
-    for f in files:
-        fig.savefig(f, dpi=110)
+    save(fig, *files, dpi=110)
     return files
