@@ -89,7 +89,7 @@ def write_report(run: Path, budget: float, gif: bool = True):
     line = smallest_file_line(points, budget)
     if line:
         say(line)
-    say(f"report: {rep.files['markdown']}")
+    say(f"report: {rep.files['markdown']} (and {rep.files['html'].name} for a browser)")
     return rep
 
 
