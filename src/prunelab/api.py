@@ -19,6 +19,7 @@ from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
 from .experiment.config import SweepConfig, validate
+from .experiment.lock import run_lock
 from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
 from .experiment.runfolder import RunFolder
@@ -71,28 +72,30 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
     """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share,
     `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
     check_budget(budget)  # before hours of points, not after
-    run = Sweep(cfg, out)
-    try:
-        if on_start is not None:
-            total = len(run.mine())
-            on_start(total, total - len(run.todo))
-        run.on_train_epoch = on_train_epoch
-        run.workbench.on_layer = on_layer
-        points = run.run(on_point)
-    finally:
-        run.store.close()
+    with run_lock(out):
+        run = Sweep(cfg, out)
+        try:
+            if on_start is not None:
+                total = len(run.mine())
+                on_start(total, total - len(run.todo))
+            run.on_train_epoch = on_train_epoch
+            run.workbench.on_layer = on_layer
+            points = run.run(on_point)
+        finally:
+            run.store.close()
     return points, answers(points, tuple(m.text for m in run.methods), budget)
 
 
 def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> dict:
     """Prune each layer alone at every level (resumable); returns the profile (also in RUN)."""
-    run = Sweep(cfg, out)
-    try:
-        if on_start is not None:
-            on_start(len(sensitivity_runs.plan(run)))
-        return sensitivity_runs.run(run, on_point)
-    finally:
-        run.store.close()
+    with run_lock(out):
+        run = Sweep(cfg, out)
+        try:
+            if on_start is not None:
+                on_start(len(sensitivity_runs.plan(run)))
+            return sensitivity_runs.run(run, on_point)
+        finally:
+            run.store.close()
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,7 @@ def retime(run, runtime, threads, device, budget):
     machine does; here every model runs in turn within each round (batch 1: 30 rounds, batch 64:
     7), so load falls on all alike and the ratios to dense can be trusted.
     """
+    from ..experiment.lock import run_lock
     from ..experiment.retime import retime as retime_points
     from ..experiment.store import DENSE, Store
 
@@ -299,7 +300,8 @@ def retime(run, runtime, threads, device, budget):
     store.close()
     runtime = runtime or config.get("runtime") or "torch"
     threads = threads if threads is not None else config.get("threads") or 1
-    points = retime_points(run, runtime, threads, device)
+    with run_lock(run):
+        points = retime_points(run, runtime, threads, device)
     dense = next((p for p in points if p.method == DENSE), points[0])
     say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")
     width = max(len(p.method) for p in points)

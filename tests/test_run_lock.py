@@ -1,0 +1,24 @@
+"""One command at a time per run folder: a second process stops at once, computing nothing."""
+
+import subprocess
+import sys
+
+from prunelab.experiment.lock import run_lock
+
+
+def _sweep(checkpoint, out, *args):
+    return subprocess.run([sys.executable, "-m", "prunelab", "sweep", str(checkpoint), "--levels", "0.5",
+                           *args, "--out", str(out)], capture_output=True, text=True, timeout=120)
+
+
+def test_a_second_process_in_a_busy_run_folder_stops_with_one_line(tmp_path, digits_checkpoint):
+    out = tmp_path / "run"
+    with run_lock(out):  # this process is the first one, mid-sweep
+        done = _sweep(digits_checkpoint, out)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "in use by another prunelab process" in lines[0], done.stderr
+    assert not (out / "results.sqlite").exists()  # nothing computed, nothing created
+
+    again = _sweep(digits_checkpoint, out, "--methods", "global")
+    assert again.returncode == 0, again.stderr  # the lock went with its holder
