@@ -24,7 +24,7 @@ from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
 from .experiment.runfolder import RunFolder
 from .experiment.spec import MethodSpec
-from .experiment.store import DENSE, Point, Store
+from .experiment.store import DENSE, SENSITIVITY, SWEEP, Point, Store
 from .experiment.sweep import Sweep
 from .experiment.workbench import Workbench, pick_device
 from .io.checkpoint import save_checkpoint
@@ -73,7 +73,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
     `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
     check_budget(budget)  # before hours of points, not after
     with run_lock(out):
-        run = Sweep(cfg, out)
+        run = Sweep(cfg, out, kind=SWEEP)
         try:
             if on_start is not None:
                 total = len(run.mine())
@@ -89,7 +89,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
 def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> dict:
     """Prune each layer alone at every level (resumable); returns the profile (also in RUN)."""
     with run_lock(out):
-        run = Sweep(cfg, out)
+        run = Sweep(cfg, out, kind=SENSITIVITY)
         try:
             if on_start is not None:
                 on_start(len(sensitivity_runs.plan(run)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import click
 
 from .. import distributed
 from ..errors import PrunelabError
+from ..experiment.store import os_failure
 from .commands import cli
 from .out import answer_line
 
@@ -15,7 +17,8 @@ __all__ = ["answer_line", "cli", "main"]
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: user mistakes become one line on stderr and exit code 2; so do files the OS
+    or SQLite would not write (a full disk, a read-only folder) that no writer named first."""
     try:
         distributed.init_from_env()
         cli.main(standalone_mode=False)
@@ -30,5 +33,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except (OSError, sqlite3.Error) as exc:
+        click.echo(f"error: {os_failure(exc, action=None)}", err=True)
+        sys.exit(2)
     finally:
         distributed.shutdown()

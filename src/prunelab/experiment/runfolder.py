@@ -1,12 +1,13 @@
-"""The run folder's layout: every file name of a run comes from here."""
+"""The run folder's layout: every file name of a run comes from here; its small files written whole."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..recovery import PointFiles
 from .spec import MethodSpec
-from .store import STORE_FILE, level_key
+from .store import STORE_FILE, level_key, os_failure
 
 CONFIG_FILE = "config.json"
 REPORT_DIR = "report"
@@ -53,3 +54,21 @@ class RunFolder:
         return PointFiles(partial=self.partial_dir(method, level, seed),
                           chain=lambda lv: self.chain_state(method, seed, lv),
                           kept=lambda lv, fmt: self.point_file(method, lv, seed, fmt))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a run file whole or not at all: a temporary file beside it, synced, then renamed over
+    it; a failed write (a full disk) removes the temporary and is one line."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise os_failure(exc, path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import PrunelabError
 from ..pruning import PRUNERS, MaskPruner, PruneContext
 from ..pruning.masks import Masks
 from ..recovery import RECOVERIES
 from .point import run_point
-from .runfolder import PROFILE_FILE
+from .runfolder import PROFILE_FILE, write_text
 from .spec import MethodSpec
-from .store import DENSE, Point, level_key
+from .store import DENSE, LAYER_PREFIX, SENSITIVITY, Point, level_key
 from .sweep import Sweep
 
-PREFIX = "layer:"  # stored method name of a one-layer point: "layer:<parameter name>"
+PREFIX = LAYER_PREFIX  # stored method name of a one-layer point: "layer:<parameter name>"
 
 
 class OneLayer(MaskPruner):
@@ -46,6 +47,9 @@ def plan(sweep: Sweep) -> list[tuple[str, float]]:
 
 def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None) -> dict:
     """Compute every missing one-layer point (resumable), then write and return the profile."""
+    if sweep.kind != SENSITIVITY:  # its store would hold one-layer points among a sweep's for good
+        raise PrunelabError(f"a sensitivity run needs a Sweep opened for one (kind='{SENSITIVITY}'), "
+                            f"not a {sweep.kind}")
     if (DENSE, 0, 0) not in sweep.store.keys():
         sweep.store.add(sweep.point(DENSE, 0.0, 0))
     for layer, level in plan(sweep):
@@ -63,7 +67,7 @@ def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None) -> dict:
     profile = {"model": sweep.workbench.card.model, "dense_top1": dense.top1, "test_images": dense.n_images,
                "prune_classifier": sweep.cfg.prune_classifier,
                "layers": {n: sorted(layers[n]) for n in prunable if n in layers}}
-    (sweep.folder.root / PROFILE_FILE).write_text(json.dumps(profile, indent=1) + "\n")
+    write_text(sweep.folder.root / PROFILE_FILE, json.dumps(profile, indent=1) + "\n")
     return profile
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import shutil
 import sqlite3
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +20,67 @@ from ..errors import PrunelabError
 STORE_FILE = "results.sqlite"
 DENSE = "dense"  # method name of the unpruned baseline row
 RETIMED = "retimed"  # meta key: the point keys whose latencies were timed side by side
+KIND = "kind"  # meta key: what kind of run the folder holds, SWEEP or SENSITIVITY
+SWEEP, SENSITIVITY = "sweep", "sensitivity"
+LAYER_PREFIX = "layer:"  # method name of a sensitivity run's one-layer point: "layer:<parameter name>"
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+# SQLite's result codes (sqlite3.h) that say the file could not be read or written, not that it is
+# corrupt: PERM BUSY LOCKED NOMEM READONLY IOERR CANTOPEN
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_IO = 13, 10, {3, 5, 6, 7, 8, 10, 14}
+
+
+def _nearly_full(path) -> bool:
+    """Whether the disk holding `path` has under 1 MiB free: SQLite says 'disk I/O error' when it
+    cannot grow its shared-memory file on a full disk (SQLITE_IOERR_SHMSIZE), not 'disk is full'."""
+    folder = Path(path).parent if path is not None else Path.cwd()
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
+def _primary(exc: BaseException) -> int | None:
+    """SQLite's primary result code of an error (its extended code's low byte), None for others."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def os_failure(exc: OSError | sqlite3.Error, path: str | os.PathLike | None = None,
+               action: str | None = "write") -> PrunelabError:
+    """One line for a run file that could not be written (or read): the path, the reason the OS or
+    SQLite gave, and what to do. A full disk reads as a full disk, never as a corrupt file.
+
+    Args:
+        exc: the error raised (an OSError, or a sqlite3.Error of the results store).
+        path: the file; else the OSError's own `filename`.
+        action: "write" or "read", for the line; None: "write" for a full disk or read-only
+            folder, else "access" (an error caught far from its writer).
+    """
+    path = path if path is not None else getattr(exc, "filename", None)
+    if isinstance(exc, sqlite3.Error):
+        code = _primary(exc)
+        full = (code == _SQLITE_FULL or "disk is full" in str(exc)
+                or (code == _SQLITE_IOERR and _nearly_full(path)))
+        name = getattr(exc, "sqlite_errorname", None)
+        said = f"SQLite: {exc}" + (f", {name}" if name else "")
+        reason = f"no space left on device ({said})" if full else said
+        number = errno.ENOSPC if full else (errno.EACCES if code in (3, 8) else None)
+    else:
+        reason, number = exc.strerror or str(exc), exc.errno
+    if action is None:
+        action = "write" if number in (*_NO_SPACE, errno.EROFS) else "access"
+    where = Path(path).parent if path is not None else None
+    if number in _NO_SPACE:
+        disk = f"the disk holding {where}" if where is not None else "the disk"
+        hint = f"free space on {disk} and run the same command again"
+    elif number in _NOT_WRITABLE:
+        hint = f"make {where or 'it'} writable (or pass another --out) and run the same command again"
+    else:
+        hint = "fix that and run the same command again"
+    head = f"cannot {action} {path}" if path is not None else f"cannot {action} a file"
+    return PrunelabError(f"{head}: {reason}; {hint}; results stored so far are kept")
 
 
 def level_key(level: float) -> int:
@@ -107,7 +171,7 @@ class Store:
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def create(cls, folder: str | os.PathLike, fingerprint: dict, config: dict) -> Store:
+    def create(cls, folder: str | os.PathLike, fingerprint: dict, config: dict, kind: str = SWEEP) -> Store:
         """Open or create the store of `folder` for a configuration.
 
         Args:
@@ -115,44 +179,104 @@ class Store:
             fingerprint: what fixes the results (model, weights hash, data, pruning options);
                 a store written under another fingerprint is refused, never mixed.
             config: the resolved configuration, saved with the results.
+            kind: SWEEP or SENSITIVITY; a folder holding the other kind is refused, never mixed.
         """
         folder = Path(folder)
+        path = folder / STORE_FILE
+        fresh = not path.exists()
+        try:
+            store = cls._create(folder, fingerprint, config, kind)
+        except BaseException:
+            if fresh:  # a store this call began and could not finish (a full disk) would read as corrupt
+                for suffix in ("", "-wal", "-shm"):
+                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+            raise
+        return store
+
+    @classmethod
+    def _create(cls, folder: Path, fingerprint: dict, config: dict, kind: str) -> Store:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(folder / STORE_FILE, timeout=120)  # processes of one torchrun share it
-            conn.executescript(_SCHEMA)
-            conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise PrunelabError(f"cannot write the run folder {folder}: {exc}; "
                                 f"pass a writable --out") from None
         store = cls(folder, conn)
-        old = store.meta("fingerprint")
-        if old is not None and old != fingerprint:
-            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        try:
+            try:
+                conn.executescript(_SCHEMA)
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.Error as exc:
+                if _primary(exc) == _SQLITE_FULL or _primary(exc) in _SQLITE_IO or "disk is full" in str(exc):
+                    raise os_failure(exc, store.path) from None
+                raise PrunelabError(f"{store.path} is not a prunelab results store ({exc}); "
+                                    f"pass another --out") from None
+            store._check_kind(kind)
+            old = store.meta("fingerprint")
+            if old is not None and old != fingerprint:
+                diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+                raise PrunelabError(
+                    f"run folder {folder} holds results of a different configuration "
+                    f"({', '.join(f'{k}: {old.get(k)} -> {fingerprint.get(k)}' for k in diff)}); "
+                    f"pass a new --out, or the same options to resume")
+            try:
+                with conn:
+                    store._set("fingerprint", fingerprint)
+                    store._set("config", config)
+                    store._set("prunelab_version", __version__)
+                    store._set(KIND, kind)
+            except sqlite3.Error as exc:
+                raise os_failure(exc, store.path) from None
+        except BaseException:
             conn.close()
-            raise PrunelabError(
-                f"run folder {folder} holds results of a different configuration "
-                f"({', '.join(f'{k}: {old.get(k)} -> {fingerprint.get(k)}' for k in diff)}); "
-                f"pass a new --out, or the same options to resume")
-        with conn:
-            store._set("fingerprint", fingerprint)
-            store._set("config", config)
-            store._set("prunelab_version", __version__)
+            raise
         return store
+
+    def kind(self) -> str | None:
+        """SWEEP or SENSITIVITY as recorded; for a store older than the record, read from its points
+        (one-layer points: a sensitivity run; others: a sweep); None while it holds dense alone."""
+        recorded = self.meta(KIND)
+        if recorded is not None:
+            return recorded
+        methods = {m for m, _, _ in self.keys()} - {DENSE}
+        if not methods:
+            return None
+        return SENSITIVITY if any(str(m).startswith(LAYER_PREFIX) for m in methods) else SWEEP
+
+    def _check_kind(self, kind: str) -> None:
+        held = self.kind()
+        if held is None or held == kind:
+            return
+        holds = ("a sensitivity run (one-layer points 'layer:...')" if held == SENSITIVITY
+                 else f"a {held} run")
+        command = "sensitivity CHECKPOINT" if kind == SENSITIVITY else "sweep CHECKPOINT"
+        raise PrunelabError(f"run folder {self.folder} holds {holds}; a {kind} needs a folder of its own: "
+                            f"pass another --out to 'prunelab {command}' (nothing was changed)")
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> Store:
         """Open an existing store read-only-in-spirit (for reports)."""
         path = Path(folder) / STORE_FILE
+        none = PrunelabError(f"{folder} holds no sweep results ({STORE_FILE}); "
+                             f"run 'prunelab sweep --out {folder}' first")
         if not path.exists():
-            raise PrunelabError(f"{folder} holds no sweep results ({STORE_FILE}); "
-                                f"run 'prunelab sweep --out {folder}' first")
+            raise none
         try:
             conn = sqlite3.connect(path)
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                conn.close()  # an empty database: a sweep that stopped before its first write
+                raise none
             conn.execute("SELECT count(*) FROM points").fetchone()
         except sqlite3.Error as exc:
+            code = _primary(exc)
+            if code == _SQLITE_FULL or code in _SQLITE_IO or "disk is full" in str(exc):
+                raise os_failure(exc, path, "read") from None  # the disk, not the file
             raise PrunelabError(f"{path} is not a prunelab results store ({exc})") from None
         return cls(Path(folder), conn)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / STORE_FILE
 
     def close(self) -> None:
         self._conn.close()
@@ -164,36 +288,117 @@ class Store:
 
     def set_meta(self, key: str, value) -> None:
         """Store a JSON value under `key` and commit it."""
-        with self._conn:
-            self._set(key, value)
+        try:
+            with self._conn:
+                self._set(key, value)
+        except sqlite3.Error as exc:
+            raise os_failure(exc, self.path) from None
+
+    def _unreadable(self, exc: sqlite3.Error) -> PrunelabError:
+        """One line for a failed read: the disk's fault (full, unreadable), or a damaged store."""
+        code = _primary(exc)
+        if code == _SQLITE_FULL or code in _SQLITE_IO or "disk is full" in str(exc):
+            return os_failure(exc, self.path, "read")
+        return PrunelabError(f"{self.path} is not a prunelab results store, or a damaged one ({exc})")
 
     def meta(self, key: str):
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError) as exc:
+            raise PrunelabError(f"{self.path}: its '{key}' entry (table meta) is not valid JSON ({exc}); "
+                                f"the store is damaged: sweep again into a new --out") from None
 
     # ------------------------------------------------------------ points
 
     def keys(self) -> set[tuple[str, int, int]]:
         """(method, level_ppm, seed) of every stored point."""
-        return set(self._conn.execute("SELECT method, level_ppm, seed FROM points"))
+        try:
+            return set(self._conn.execute("SELECT method, level_ppm, seed FROM points"))
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
 
     def add(self, point: Point) -> None:
         """Store one point and commit it."""
         row = {k: v for k, v in asdict(point).items() if k != "hits"}
         bits = np.packbits(point.hits.astype(bool)).tobytes()
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._conn:
-            self._conn.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)",
-                               (*point.key, json.dumps(row), bits, created))
+        try:
+            with self._conn:  # one transaction: a failed insert leaves the store as it was
+                self._conn.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)",
+                                   (*point.key, json.dumps(row), bits, created))
+        except sqlite3.Error as exc:
+            raise os_failure(exc, self.path) from None
 
     def points(self) -> list[Point]:
-        """All stored points, ordered by method, level, seed."""
+        """All stored points, ordered by method, level, seed; a damaged row is one line naming it."""
         out = []
-        query = "SELECT row, hits FROM points ORDER BY method, level_ppm, seed"
-        for row, bits in self._conn.execute(query):
-            data = json.loads(row)
-            data["layers"] = {k: tuple(v) for k, v in data["layers"].items()}
-            data = {k: v for k, v in data.items() if k in _FIELDS}  # rows of newer versions read too
-            hits = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=data["n_images"])
-            out.append(Point(**data, hits=hits.astype(bool)))
+        query = "SELECT method, level_ppm, seed, row, hits FROM points ORDER BY method, level_ppm, seed"
+        try:
+            rows = self._conn.execute(query).fetchall()
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        for method, level_ppm, seed, row, bits in rows:
+            try:
+                out.append(_point(method, level_ppm, seed, row, bits))
+            except _Damaged as exc:
+                level = f"{level_ppm / 1e6:g}" if isinstance(level_ppm, int) else repr(level_ppm)
+                raise PrunelabError(
+                    f"{self.path}: the stored point {method} at level {level}, seed {seed} is damaged "
+                    f"({exc}); delete that row (sqlite3 {self.path} \"DELETE FROM points WHERE "
+                    f"method='{method}' AND level_ppm={level_ppm!r} AND seed={seed!r}\") and run the sweep "
+                    f"again to compute it anew") from None
         return out
+
+
+class _Damaged(Exception):
+    """What is wrong with one stored row."""
+
+
+_NUMBER = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _point(method, level_ppm, seed, row, bits) -> Point:
+    """One stored row read back, every field checked against `Point`'s types (raises _Damaged)."""
+    try:
+        data = json.loads(row)
+    except (TypeError, ValueError) as exc:
+        raise _Damaged(f"its row column is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _Damaged("its row column is not a JSON object")
+    data = {k: v for k, v in data.items() if k in _FIELDS}  # rows of newer versions read too
+    for f in fields(Point):
+        if f.name in ("hits", "layers"):
+            continue
+        if f.name not in data:
+            if f.default is MISSING:
+                raise _Damaged(f"'{f.name}' is missing")
+            continue
+        base, _, optional = str(f.type).partition(" | ")
+        value = data[f.name]
+        if value is None and optional == "None":
+            continue
+        if isinstance(value, bool) or not isinstance(value, _NUMBER[base]):
+            wanted = "text" if base == "str" else "a number"
+            raise _Damaged(f"'{f.name}' is {json.dumps(value)[:40]}, not {wanted}")
+    layers = data.get("layers")
+    def counts(v) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(type(c) is int for c in v)
+
+    if not isinstance(layers, dict) or not all(counts(v) for v in layers.values()):
+        raise _Damaged("'layers' is not a map of layer -> [zeros, size]")
+    data["layers"] = {k: tuple(v) for k, v in layers.items()}
+    target = data["target_sparsity"]
+    key = (data["method"], level_key(target) if math.isfinite(target) else None, data["seed"])
+    if key != (method, level_ppm, seed):
+        raise _Damaged(f"its row says {key[0]} at level {data['target_sparsity']!r}, seed {key[2]}")
+    n = data["n_images"]
+    if not isinstance(bits, bytes) or n < 0 or len(bits) != -(-n // 8):
+        raise _Damaged(f"its hits column does not hold {n} per-image bits")
+    hits = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n)
+    return Point(**data, hits=hits.astype(bool))

@@ -14,9 +14,9 @@ from .. import distributed
 from .config import SweepConfig, validate
 from .fingerprint import fingerprint
 from .point import run_point
-from .runfolder import RunFolder
+from .runfolder import RunFolder, write_text
 from .spec import MethodSpec
-from .store import DENSE, Point, Store, level_key
+from .store import DENSE, SENSITIVITY, SWEEP, Point, Store, level_key
 from .workbench import Workbench
 
 
@@ -58,10 +58,15 @@ def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
 
 
 class Sweep:
-    """A prepared sweep: the workbench and the store opened, the points still to compute in `todo`."""
+    """A prepared sweep: the workbench and the store opened, the points still to compute in `todo`.
 
-    def __init__(self, cfg: SweepConfig, out: str | Path):
+    `kind` is what the folder is for, SWEEP or SENSITIVITY (a folder holding the other is refused);
+    by default a sweep, or a sensitivity run when no methods are given. The caller holds the
+    folder's lock (`RunFolder.hold`) across the sweep's life, as `api.sweep` does."""
+
+    def __init__(self, cfg: SweepConfig, out: str | Path, kind: str | None = None):
         self.methods = validate(cfg)
+        self.kind = kind or (SWEEP if cfg.methods else SENSITIVITY)
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg)
         self.fingerprint = fingerprint(self.workbench)
@@ -80,10 +85,11 @@ class Sweep:
                   "checkpoint_from_run": os.path.relpath(Path(self.cfg.checkpoint).resolve(), out.resolve()),
                   "prunable": wb.prunable, "device": str(wb.device), "input_shape": list(wb.input_shape)}
         if distributed.is_main():  # under torchrun the first process creates the store, then the rest open it
-            store = Store.create(out, self.fingerprint, config)
-            self.folder.config.write_text(json.dumps(config, indent=2) + "\n")
+            store = Store.create(out, self.fingerprint, config, self.kind)
+            # A copy for people to read, rewritten on every resume; the store's is what is read back.
+            write_text(self.folder.config, json.dumps({**config, "kind": self.kind}, indent=2) + "\n")
         distributed.barrier()
-        return store if distributed.is_main() else Store.create(out, self.fingerprint, config)
+        return store if distributed.is_main() else Store.create(out, self.fingerprint, config, self.kind)
 
     def mine(self) -> list[PointSpec]:
         """This process's points of the whole plan."""

@@ -4,6 +4,8 @@ after any epoch."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,9 +37,54 @@ class History:
 
 
 def _save_state(folder: Path, state: dict) -> None:
-    tmp = folder / (STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, folder / STATE_FILE)  # an interrupt never leaves half a state
+    """Write the state whole or not at all: a temporary file, synced, renamed over the last state
+    (an interrupt, a crash or a full disk never leaves half a state); a failed write removes the
+    temporary and is one line."""
+    buffer = io.BytesIO()  # torch's own file writer turns a failed write into a RuntimeError
+    torch.save(state, buffer)
+    write_whole(folder / STATE_FILE, buffer.getbuffer(), folder / (STATE_FILE + ".tmp"))
+
+
+def write_whole(path: Path, data, tmp: Path | None = None) -> None:
+    """Write bytes whole or not at all: a temporary file beside `path`, synced, renamed over it; a
+    failed write (a full disk) removes the temporary and is one line naming `path`."""
+    tmp = tmp or path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        hint = ("free space on the disk holding it" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "fix that")
+        raise PrunelabError(f"cannot write {path}: {reason}; {hint} and run the same command again "
+                            f"(training resumes from the last state saved)") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _load_state(path: Path, device: torch.device) -> dict:
+    """A saved training state; one that cannot be read is one line, never discarded here (it may
+    hold hours of training; since states are written whole, a damaged one is not a mere kill)."""
+    start_over = "delete it to train from the first epoch again (nothing else is lost)"
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except OSError as exc:
+        raise PrunelabError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # torch.load raises whatever its unzipping and unpickling meet
+        first = (str(exc).splitlines() or [""])[0][:100]
+        raise PrunelabError(f"{path} cannot be read as a training state ({type(exc).__name__}: {first}); "
+                            f"{start_over}") from None
+    keys = ("model", "optimizer", "generator", "masks", "epoch", "history", "config")
+    missing = [k for k in keys if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise PrunelabError(f"{path} is not a prunelab training state (lacks {', '.join(missing)}); "
+                            f"{start_over}")
+    return saved
 
 
 def _check_same_recipe(path: Path, saved: dict, now: dict) -> None:
@@ -84,11 +131,16 @@ def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Mask
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / STATE_FILE).exists():
-            saved = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
+            saved = _load_state(folder / STATE_FILE, device)
             _check_same_recipe(folder / STATE_FILE, saved["config"], asdict(cfg))
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            gen.set_state(saved["generator"].cpu())
+            try:
+                model.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["optimizer"])
+                gen.set_state(saved["generator"].cpu())
+            except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                first = (str(exc).splitlines() or [""])[0][:100]
+                raise PrunelabError(f"{folder / STATE_FILE} does not fit this training ({first}); delete "
+                                    f"it to train from the first epoch again") from None
             masks = saved["masks"] if saved["masks"] is not None else masks
             history.epochs, first_epoch = saved["history"], saved["epoch"]
     if masks is not None:

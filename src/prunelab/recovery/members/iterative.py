@@ -5,17 +5,24 @@ chain yields the whole curve and resumes from the last level it saved."""
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
+from ...errors import PrunelabError
 from ...pruning import Pruned, Pruner
 from ...pruning.masks import Masks, prunable_weights
+from ...training.fit import write_whole
 from ..base import RECOVERIES, Bench, PointFiles, Recovery
 from ..retrain import retrain
 
 
 def read_chain_state(path, device: str = "cpu") -> tuple[dict, Masks]:
     """A mask chain's state file: (the model's state dict, the masks at that level)."""
-    state = load_file(str(path), device=device)
+    try:
+        state = load_file(str(path), device=device)
+    except (OSError, SafetensorError) as exc:
+        raise PrunelabError(f"{path} cannot be read as a chain's state ({exc}); delete it to retrain "
+                            f"that level of the chain again") from None
     masks = {k.removeprefix("mask::"): v.bool() for k, v in state.items() if k.startswith("mask::")}
     return {k: v for k, v in state.items() if not k.startswith("mask::")}, masks
 
@@ -24,9 +31,7 @@ def _save_chain_state(path, model, masks: Masks) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     state.update({f"mask::{k}": m.cpu().to(torch.uint8) for k, m in masks.items()})
-    tmp = path.with_name("state.tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
+    write_whole(path, save(state), path.with_name("state.tmp"))  # bytes first: a full disk is one line
 
 
 class Iterative(Recovery):
