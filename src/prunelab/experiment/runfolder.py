@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..io.atomic import write_whole
 from ..recovery import PointFiles
 from .spec import MethodSpec
 from .store import STORE_FILE, level_key, os_failure
@@ -59,16 +59,7 @@ class RunFolder:
 def write_text(path: Path, text: str) -> None:
     """Write a run file whole or not at all: a temporary file beside it, synced, then renamed over
     it; a failed write (a full disk) removes the temporary and is one line."""
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_whole(path, text.encode(), path.with_name(f".{path.name}.tmp"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise os_failure(exc, path) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

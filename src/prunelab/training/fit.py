@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch import nn
 from .. import distributed
 from ..data import Dataset, normalization, standardize
 from ..errors import PrunelabError
+from ..io import atomic
 from ..measure import evaluate
 from ..pruning.masks import Masks, apply_masks
 from .batch import augment, distillation_loss
@@ -48,23 +48,14 @@ def _save_state(folder: Path, state: dict) -> None:
 def write_whole(path: Path, data, tmp: Path | None = None) -> None:
     """Write bytes whole or not at all: a temporary file beside `path`, synced, renamed over it; a
     failed write (a full disk) removes the temporary and is one line naming `path`."""
-    tmp = tmp or path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.write_whole(path, data, tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
         hint = ("free space on the disk holding it" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
                 else "fix that")
         raise PrunelabError(f"cannot write {path}: {reason}; {hint} and run the same command again "
                             f"(training resumes from the last state saved)") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _load_state(path: Path, device: torch.device) -> dict:

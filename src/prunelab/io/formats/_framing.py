@@ -8,21 +8,14 @@ import struct
 from pathlib import Path
 
 from ...errors import PrunelabError
-from ..atomic import publish
+from ..atomic import write_whole
 
 
 def write_framed(path: str | os.PathLike, magic: bytes, head: bytes, body: bytes) -> int:
     """Write magic + header length + `head` + `body` to `path` through a temporary file that is
     removed if anything fails; returns the file's bytes."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(magic + struct.pack("<I", len(head)) + head + body)
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path.stat().st_size
+    write_whole(path, magic + struct.pack("<I", len(head)) + head + body)
+    return Path(path).stat().st_size
 
 
 def read_framed(path: Path, magic: bytes, kind: str) -> tuple[bytes, bytes]:
