@@ -9,7 +9,7 @@ import click
 
 from .. import distributed
 from ..errors import PrunelabError
-from ..experiment.store import os_failure
+from ..experiment.failures import os_failure
 from .commands import cli
 from .out import answer_line
 

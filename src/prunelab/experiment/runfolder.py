@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..io.atomic import write_whole
 from ..recovery import PointFiles
+from .failures import os_failure
 from .spec import MethodSpec
-from .store import STORE_FILE, level_key, os_failure
+from .store import STORE_FILE, level_key
 
 CONFIG_FILE = "config.json"
 REPORT_DIR = "report"
