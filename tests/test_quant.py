@@ -320,13 +320,16 @@ def test_methods_lists_every_quantizer(monkeypatch, capsys):
 
 def test_quant_lr_is_the_tables_learning_rate_and_fixes_results_only_when_set(digits_checkpoint, tmp_path,
                                                                               monkeypatch, capsys):
-    from prunelab.experiment.fingerprint import recovery_fingerprint
+    from prunelab.experiment.fingerprint import recipe
+    from prunelab.experiment.spec import MethodSpec
     from prunelab.recovery import RecoveryConfig
 
-    rc = RecoveryConfig(lr=0.02)
-    assert rc.for_quantized() is rc and "quant_lr" not in recovery_fingerprint(rc, False)
-    tuned = RecoveryConfig(lr=0.02, quant_lr=0.002)
-    assert tuned.for_quantized().lr == 0.002 and recovery_fingerprint(tuned, False)["quant_lr"] == 0.002
+    rc, tuned = RecoveryConfig(lr=0.02), RecoveryConfig(lr=0.02, quant_lr=0.002)
+    assert rc.for_quantized() is rc and tuned.for_quantized().lr == 0.002
+    one_shot, ft = MethodSpec.parse("global@kmeans2"), MethodSpec.parse("global+ft@kmeans2+ft")
+    assert recipe(one_shot, rc, {}) == recipe(one_shot, tuned, {}) == {}  # no tables tuned: not its recipe
+    both = recipe(ft, tuned, {})
+    assert both["quant_recovery"]["lr"] == 0.002 and both["recovery"]["lr"] == 0.02
     code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global@kmeans2+ft",
                        "--quant-lr", "-1", "--levels", "0.5", "--out", tmp_path / "run")
     assert_user_error(code, err, "--quant-lr")

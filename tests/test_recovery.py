@@ -223,12 +223,15 @@ def test_distillation_and_training_data_are_part_of_the_configuration(digits_che
 
     kd = dataclasses.replace(FAST, distill=0.5)
     plain = Sweep(config(digits_checkpoint, ("global+ft",)), tmp_path / "plain")
-    assert "distill" not in plain.fingerprint["recovery"]  # stores from before it existed resume
+    from prunelab.experiment.fingerprint import recipes
+
+    assert "distill" not in recipes(plain.cfg)["global+ft"]["recovery"]  # stores from before it resume
     assert plain.workbench.teacher is None
     sweep = Sweep(SweepConfig(checkpoint=str(digits_checkpoint), data="digits", train_data="digits",
                               methods=("global+ft",), levels=LEVELS, device="cpu", recovery=kd),
                   tmp_path / "kd")
-    assert sweep.fingerprint["recovery"]["distill"] == 0.5 and "train_sha256" in sweep.fingerprint
+    assert recipes(sweep.cfg)["global+ft"]["recovery"]["distill"] == 0.5
+    assert "train_sha256" in sweep.fingerprint
     dense = {k: v.clone() for k, v in sweep.workbench.model.state_dict().items()}
     point = sweep.point("global+ft", 0.8, 0)
     assert point.prunable_params - point.nonzero_params == round(0.8 * point.prunable_params)
@@ -252,8 +255,10 @@ def test_report_states_the_retraining_recipe(digits_checkpoint, tmp_path):
           tmp_path / "kd").run()
     Sweep(config(digits_checkpoint, ("global",)), tmp_path / "plain").run()
     bn = (write_report(tmp_path / "bn").folder / "report.md").read_text()
-    assert "- retraining: 1 epoch(s) per level or round, constant lr 0.01" in bn and "distill" not in bn
+    assert "- recovery of global+bn: batch-norm statistics re-estimated on 4 batches of 128" in bn
+    assert "retraining" not in bn and "distill" not in bn
     md = (write_report(tmp_path / "kd").folder / "report.md").read_text()
+    assert "- recovery of global+ft: retraining, 1 epoch(s) per level or round, constant lr 0.01" in md
     assert "distillation from the dense network, weight 0.25, T 4.0" in md
     assert "- training images: `digits` (sha256 " in md
     assert "retraining" not in (write_report(tmp_path / "plain").folder / "report.md").read_text()

@@ -1,17 +1,23 @@
-"""What fixes a run's numbers: a store written under another fingerprint is refused, never mixed.
-Settings added after stores were first written enter only when set, so those stores still resume."""
+"""What fixes a run's numbers, in two parts: the run's fingerprint (checkpoint, data, pruning
+options: every point shares it, and a store written under another is refused) and each method's
+recipe (the retraining, batch-norm and calibration settings its points read), so a method with a
+recipe of its own joins a run, while the recipe of stored points cannot change. Settings added
+after stores were first written enter only when set, so those stores still resume."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import asdict
+from collections.abc import Iterable
 from types import SimpleNamespace
 
+from ..errors import PrunelabError
 from ..io.checkpoint import weights_digest
 from ..recovery import RecoveryConfig
+from ..recovery.config import BN_SETTINGS, TRAINING_SETTINGS, settings
 from .config import SweepConfig
+from .spec import MethodSpec
 from .workbench import Workbench
 
 
@@ -19,25 +25,9 @@ def _digest(*tensors) -> str:
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
 
 
-def recovery_fingerprint(rc: RecoveryConfig, recalibrates: bool) -> dict:
-    """The retraining settings that fix results; distillation's only when it is on, and how batch
-    norm is re-estimated only in runs whose recoveries do it, or when it is not the default
-    (stores written before either existed resume, and a quantized '+bn' method joins a run
-    whose recipe it shares)."""
-    fields = asdict(rc)
-    if rc.distill == 0:
-        del fields["distill"], fields["temperature"]
-    if not recalibrates and rc.bn_augment == RecoveryConfig.bn_augment:
-        del fields["bn_augment"]
-    if rc.quant_lr is None:  # only when set, as round_to
-        del fields["quant_lr"]
-    return fields
-
-
 def fingerprint(wb: Workbench) -> dict:
-    """The checkpoint's and data's hashes and every setting that changes a point's numbers."""
+    """The checkpoint's and data's hashes and every setting that changes every point's numbers."""
     cfg, test = wb.cfg, wb.data.test
-    recalibrates = any(m.recovery.recalibrates for m in cfg.method_specs())
     out = {
         "model": wb.card.model,
         "weights_sha256": weights_digest(cfg.checkpoint),
@@ -46,7 +36,6 @@ def fingerprint(wb: Workbench) -> dict:
         "test_sha256": _digest(test.x, test.y),
         "prune_classifier": cfg.prune_classifier,
         "layer_cap": cfg.layer_cap,
-        "recovery": recovery_fingerprint(cfg.recovery, recalibrates),
         "sensitivity_sha256": hashlib.sha256(json.dumps(wb.profile, sort_keys=True).encode()).hexdigest()
         if wb.profile else None,
     }
@@ -54,10 +43,48 @@ def fingerprint(wb: Workbench) -> dict:
         out["train_sha256"] = _digest(wb.train.train.x, wb.train.train.y)
     if cfg.round_to is not None:
         out["round_to"] = cfg.round_to
-    calibration = _calibration_settings(cfg)
-    if calibration != CALIBRATION_DEFAULTS:  # only when changed, as round_to
+    return out
+
+
+def recipe(method: MethodSpec, rc: RecoveryConfig, calibration: dict) -> dict:
+    """The settings `method`'s points read beyond the run's: its recovery's, the calibration's
+    if its pruner reads images, and a quantized method's table fine-tuning or batch-norm
+    re-estimation; {} for a one-shot magnitude method (and the dense baseline)."""
+    if method.quant is not None:
+        out = recipe(method.base, rc, calibration)
+        if method.quant.tuned:
+            out["quant_recovery"] = settings(rc.for_quantized(), TRAINING_SETTINGS)
+        elif method.quant.recalibrated:
+            out["quant_recovery"] = settings(rc, BN_SETTINGS)
+        return out
+    out = {}
+    if method.recovery.settings:
+        out["recovery"] = settings(rc, method.recovery.settings)
+    if method.pruner is not None and method.pruner.needs_calibration:
         out["calibration"] = calibration
     return out
+
+
+def recipes(cfg: SweepConfig) -> dict[str, dict]:
+    """Every method's recipe, by its text."""
+    return {m.text: recipe(m, cfg.recovery, _calibration_settings(cfg)) for m in cfg.method_specs()}
+
+
+def upgrade(old: dict, methods: Iterable[str]) -> tuple[dict, dict[str, dict]]:
+    """A store's fingerprint from before recipes (one 'recovery' and 'calibration' for the whole
+    run) as (the run's fingerprint, the recipes of its stored `methods`): what those settings
+    meant, read with the defaults of the settings they left out, as they were read then."""
+    run = {k: v for k, v in old.items() if k not in ("recovery", "calibration")}
+    known = {f.name for f in dataclasses.fields(RecoveryConfig)}
+    rc = RecoveryConfig(**{k: v for k, v in (old.get("recovery") or {}).items() if k in known})
+    calibration = old.get("calibration", CALIBRATION_DEFAULTS)
+    out = {}
+    for text in methods:
+        try:
+            out[text] = recipe(MethodSpec.parse(text, allow_dense=True), rc, calibration)
+        except PrunelabError:  # a one-layer point, or a method of another prunelab version
+            continue
+    return run, out
 
 
 def _calibration_settings(cfg) -> dict:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +102,23 @@ CREATE TABLE IF NOT EXISTS points (
 """
 
 
+Legacy = Callable[[dict, set[str]], tuple[dict, dict[str, dict]]]
+RECIPES = "recipes"
+
+
+def changes(old: dict, new: dict, prefix: str = "") -> str:
+    """What differs between two settings dicts, one level of nesting spelled out: 'epochs: 3 -> 1,
+    recovery.lr: 0.01 -> 0.001' ('unset' where a side lacks it)."""
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, "unset"), new.get(key, "unset")
+        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
+            out.append(changes(a, b, f"{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return ", ".join(o for o in out if o)
+
+
 class Store:
     """Sweep results of one run folder; every `add` is committed before it returns."""
 
@@ -111,21 +129,27 @@ class Store:
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def create(cls, folder: str | os.PathLike, fingerprint: dict, config: dict, kind: str = SWEEP) -> Store:
+    def create(cls, folder: str | os.PathLike, fingerprint: dict, config: dict, kind: str = SWEEP,
+               recipes: dict[str, dict] | None = None, legacy: Legacy | None = None) -> Store:
         """Open or create the store of `folder` for a configuration.
 
         Args:
             folder: the run folder (created if missing).
-            fingerprint: what fixes the results (model, weights hash, data, pruning options);
-                a store written under another fingerprint is refused, never mixed.
+            fingerprint: what fixes every point's results (model, weights hash, data, pruning
+                options); a store written under another fingerprint is refused, never mixed.
             config: the resolved configuration, saved with the results.
             kind: SWEEP or SENSITIVITY; a folder holding the other kind is refused, never mixed.
+            recipes: by method, the settings its points read beyond the fingerprint (its
+                retraining, its calibration): a method joins a run under its own recipe, but the
+                recipe of a method with stored points cannot change.
+            legacy: reads a fingerprint from before recipes as (fingerprint, recipes of the
+                given stored methods).
         """
         folder = Path(folder)
         path = folder / STORE_FILE
         fresh = not path.exists()
         try:
-            store = cls._create(folder, fingerprint, config, kind)
+            store = cls._create(folder, fingerprint, config, kind, recipes or {}, legacy)
         except BaseException:
             if fresh:  # a store this call began and could not finish (a full disk) would read as corrupt
                 for suffix in ("", "-wal", "-shm"):
@@ -134,7 +158,8 @@ class Store:
         return store
 
     @classmethod
-    def _create(cls, folder: Path, fingerprint: dict, config: dict, kind: str) -> Store:
+    def _create(cls, folder: Path, fingerprint: dict, config: dict, kind: str, recipes: dict,
+                legacy: Legacy | None) -> Store:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(folder / STORE_FILE, timeout=120)  # processes of one torchrun share it
@@ -152,16 +177,11 @@ class Store:
                 raise PrunelabError(f"{store.path} is not a prunelab results store ({exc}); "
                                     f"pass another --out") from None
             store._check_kind(kind)
-            old = store.meta("fingerprint")
-            if old is not None and old != fingerprint:
-                diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-                raise PrunelabError(
-                    f"run folder {folder} holds results of a different configuration "
-                    f"({', '.join(f'{k}: {old.get(k)} -> {fingerprint.get(k)}' for k in diff)}); "
-                    f"pass a new --out, or the same options to resume")
+            held = store._check_identity(fingerprint, recipes, legacy)
             try:
                 with conn:
                     store._set("fingerprint", fingerprint)
+                    store._set(RECIPES, {**held, **recipes})
                     store._set("config", config)
                     store._set("prunelab_version", __version__)
                     store._set(KIND, kind)
@@ -172,13 +192,49 @@ class Store:
             raise
         return store
 
+    def recipes(self, legacy: Legacy | None = None) -> dict[str, dict]:
+        """The recipe of every method with stored points (read by `legacy` from a store older than
+        recipes; {} without it)."""
+        stored = self.meta(RECIPES)
+        if stored is None:
+            old = self.meta("fingerprint")
+            return legacy(old, self.methods())[1] if old is not None and legacy else {}
+        return stored
+
+    def methods(self) -> set[str]:
+        """The methods with stored points."""
+        return {m for m, _, _ in self.keys()}
+
+    def _check_identity(self, fingerprint: dict, recipes: dict, legacy: Legacy | None) -> dict:
+        """The recipes of the stored methods, once the run's fingerprint and the recipes of the
+        methods it holds are found the same as asked (else one line, nothing changed)."""
+        old = self.meta("fingerprint")
+        if old is None:
+            return {}
+        held = self.methods()
+        stored = self.meta(RECIPES)
+        if stored is None and legacy is not None:
+            old, stored = legacy(old, held)
+        if old != fingerprint:
+            raise PrunelabError(f"run folder {self.folder} holds results of a different configuration "
+                                f"({changes(old, fingerprint)}); pass a new --out, or the same options "
+                                f"to resume")
+        stored = {m: r for m, r in (stored or {}).items() if m in held}
+        for method in sorted(stored.keys() & recipes.keys()):
+            if stored[method] != recipes[method]:
+                raise PrunelabError(
+                    f"run folder {self.folder} holds '{method}' points made with another recipe "
+                    f"({changes(stored[method], recipes[method])}); pass those settings to resume it, "
+                    f"or sweep this recipe into a new --out")
+        return stored
+
     def kind(self) -> str | None:
         """SWEEP or SENSITIVITY as recorded; for a store older than the record, read from its points
         (one-layer points: a sensitivity run; others: a sweep); None while it holds dense alone."""
         recorded = self.meta(KIND)
         if recorded is not None:
             return recorded
-        methods = {m for m, _, _ in self.keys()} - {DENSE}
+        methods = self.methods() - {DENSE}
         if not methods:
             return None
         return SENSITIVITY if any(str(m).startswith(LAYER_PREFIX) for m in methods) else SWEEP

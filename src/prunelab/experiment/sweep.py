@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import distributed
 from .config import SweepConfig, validate
-from .fingerprint import fingerprint
+from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
 from .runfolder import RunFolder, write_text
 from .spec import MethodSpec
@@ -85,11 +85,12 @@ class Sweep:
                   "checkpoint_from_run": os.path.relpath(Path(self.cfg.checkpoint).resolve(), out.resolve()),
                   "prunable": wb.prunable, "device": str(wb.device), "input_shape": list(wb.input_shape)}
         if distributed.is_main():  # under torchrun the first process creates the store, then the rest open it
-            store = Store.create(out, self.fingerprint, config, self.kind)
+            store = Store.create(out, self.fingerprint, config, self.kind, recipes(self.cfg), upgrade)
             # A copy for people to read, rewritten on every resume; the store's is what is read back.
             write_text(self.folder.config, json.dumps({**config, "kind": self.kind}, indent=2) + "\n")
         distributed.barrier()
-        return store if distributed.is_main() else Store.create(out, self.fingerprint, config, self.kind)
+        return store if distributed.is_main() else Store.create(out, self.fingerprint, config, self.kind,
+                                                                 recipes(self.cfg), upgrade)
 
     def mine(self) -> list[PointSpec]:
         """This process's points of the whole plan."""

@@ -77,6 +77,8 @@ class Recovery(ABC):
         chained: each level starts from the previous level's result.
         one_shot: it does nothing after pruning (the recovery called 'none').
         recalibrates: it re-estimates batch-norm statistics (its settings then fix results).
+        settings: the `RecoveryConfig` fields it reads: with its name, what fixes its points'
+            numbers (a method's recipe), so a method with another recipe can join a run.
     """
 
     name: str
@@ -85,6 +87,7 @@ class Recovery(ABC):
     chained = False
     one_shot = False
     recalibrates = False
+    settings: tuple[str, ...] = ()
 
     def refusal(self, pruner: Pruner) -> str | None:
         """Why this recovery cannot follow `pruner` (one line, with what to use instead), or None."""

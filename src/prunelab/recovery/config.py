@@ -52,6 +52,21 @@ class RecoveryConfig:
         return self if self.quant_lr is None else dataclasses.replace(self, lr=self.quant_lr)
 
 
+BN_SETTINGS = ("bn_batches", "bn_augment", "batch_size")
+"""The settings batch-norm re-estimation reads."""
+TRAINING_SETTINGS = ("epochs", "retrain", "lr", "rewind_epoch", "batch_size", "momentum", "weight_decay",
+                     "augment", "distill", "temperature")
+"""The settings every retraining reads (a recovery adds its own, as 'gradual' its schedule's)."""
+
+
+def settings(rc: RecoveryConfig, names: tuple[str, ...]) -> dict:
+    """The values of `names` in `rc`; distillation's only when it is on (what a recipe records)."""
+    out = {name: getattr(rc, name) for name in names}
+    if out.get("distill") == 0:
+        out.pop("distill"), out.pop("temperature", None)
+    return out
+
+
 SHARED = tuple(f.name for f in dataclasses.fields(RecoveryConfig)
                if f.name in {g.name for g in dataclasses.fields(TrainConfig)})
 

@@ -184,6 +184,6 @@ def commands(data: RunView, run: Path, with_gif: bool) -> str:
                  f" --methods {q(','.join(cfg.get('methods', ())))}"
                  f" --levels {q(','.join(f'{s:g}' for s in cfg.get('levels', ())))}"
                  f" --seeds {q(','.join(str(s) for s in cfg.get('seeds', ())))}")
-        items.append(("resume or extend the sweep (its other settings: the recipe above; they must match "
-                      "the stored ones)", sweep))
+        items.append(("resume or extend the last sweep into this folder (its other settings: the "
+                      "configuration above; a method's stored points keep the recipe under Run)", sweep))
     return "\n".join(f"<p>{escape(what)}:</p><pre><code>{escape(line)}</code></pre>" for what, line in items)

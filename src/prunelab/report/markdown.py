@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import content
@@ -67,17 +68,47 @@ def facts(data: RunView) -> list[tuple[str, str]]:
         ("points", f"{len(data.points)} (dense baseline included)"),
         ("prunelab", str(data.version or "unknown")),
     ]
-    rc = fp.get("recovery") or {}
-    if rc and any(_retrained(m) for m in data.curves):
-        how = _retraining(rc)
-        kd = (f"; distillation from the dense network, weight {rc['distill']}, T {rc['temperature']}"
-              if rc.get("distill") else "")
-        facts.append(("retraining", f"{rc.get('epochs')} epoch(s) per level or round, {how}, batch "
-                                    f"{rc.get('batch_size')}{kd}; batch-norm recalibration on "
-                                    f"{rc.get('bn_batches')} batches"))
+    recipes = recipe_facts(data.recipes, data.curves)
+    facts += recipes
+    if any(_trains(r) for r in data.recipes.values()):
         facts.append(("training images", f"`{cfg.get('train_data') or cfg.get('data', 'unknown')}`"
                       + (f" (sha256 {short(fp['train_sha256'])})" if fp.get("train_sha256") else "")))
     return facts
+
+
+_RECIPE_PARTS = {"recovery": "recovery", "quant_recovery": "quantized tables' recovery",
+                 "calibration": "calibration"}
+
+
+def recipe_facts(recipes: dict[str, dict], methods) -> list[tuple[str, str]]:
+    """Each recipe part shared by some of `methods` as (what, for which methods: its settings)."""
+    shared: dict[tuple[str, str], list[str]] = {}
+    for method in methods:
+        for part, settings in recipes.get(method, {}).items():
+            shared.setdefault((part, json.dumps(settings, sort_keys=True)), []).append(method)
+    return [(f"{_RECIPE_PARTS.get(part, part)} of {', '.join(ms)}", _describe(part, json.loads(text)))
+            for (part, text), ms in shared.items()]
+
+
+def _describe(part: str, s: dict) -> str:
+    """One recipe part in words: a retraining, a batch-norm re-estimation, or a calibration."""
+    if part == "calibration":
+        return (f"{s.get('images')} training images (seed {s.get('seed')}), damping {s.get('damp')}, "
+                f"block {s.get('block')}")
+    if "epochs" not in s:
+        return (f"batch-norm statistics re-estimated on {s.get('bn_batches')} batches of "
+                f"{s.get('batch_size')}" + (" augmented training images" if s.get("bn_augment")
+                                            else " training images as they are"))
+    kd = (f"; distillation from the dense network, weight {s['distill']}, T {s['temperature']}"
+          if s.get("distill") else "")
+    ramp = (f"; sparsity ramped over {pct(s['gradual_ramp'])} of the steps, masks updated every "
+            f"{s.get('gradual_every')} steps" if "gradual_ramp" in s else "")
+    return (f"retraining, {s.get('epochs')} epoch(s) per level or round, {_retraining(s)}, batch "
+            f"{s.get('batch_size')}{kd}{ramp}")
+
+
+def _trains(recipe: dict) -> bool:
+    return any("epochs" in part for part in recipe.values())
 
 
 def _retraining(rc: dict) -> str:
@@ -89,16 +120,3 @@ def _retraining(rc: dict) -> str:
         return RETRAIN_MODES.get(rc.get("retrain", "finetune")).describe(rc)
     except PrunelabError:  # a mode of another prunelab version
         return f"retraining mode '{rc.get('retrain')}', lr {rc.get('lr')}"
-
-
-def _retrained(method: str) -> bool:
-    """A stored method was recovered by something other than nothing (a method of another
-    prunelab version, or a sensitivity point, is not)."""
-    from ..errors import PrunelabError
-    from ..experiment.spec import MethodSpec
-
-    try:
-        spec = MethodSpec.parse(method)
-    except PrunelabError:
-        return False
-    return not spec.recovery.one_shot

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import PrunelabError
 from ..experiment.analysis import Answer, Curve, answer, split
+from ..experiment.fingerprint import upgrade
 from ..experiment.store import DENSE, RETIMED, Point, Store, level_key
 
 
@@ -25,6 +26,7 @@ class RunView:
     config: dict
     version: str | None
     retimed: set[tuple[str, int, int]] = field(default_factory=set)  # keys timed side by side
+    recipes: dict[str, dict] = field(default_factory=dict)  # method -> what its points read (fingerprint.py)
 
     @property
     def model(self) -> str:
@@ -69,21 +71,23 @@ def read_run(run: Path, budget: float, n_boot: int) -> RunView:
         config = store.meta("config") or {}
         version = store.meta("prunelab_version")
         retimed = {tuple(k) for k in store.meta(RETIMED) or ()}
+        recipes = store.recipes(upgrade)
     finally:
         store.close()
     dense, curves = split(points)
     if not curves:
         raise PrunelabError(f"{run} holds only the dense baseline, no pruned points yet; "
                             f"run 'prunelab sweep --out {run}' to sweep the methods")
-    swept = [m for m in config.get("methods", ()) if m in curves]
-    order = swept + sorted(set(curves) - set(swept))
+    swept = list(dict.fromkeys(m for m in (*recipes, *config.get("methods", ())) if m in curves))
+    order = swept + sorted(set(curves) - set(swept))  # in the order they joined the run
     curves = {m: curves[m] for m in order}
     answers = {m: answer(dense, c, budget, n_boot) for m, c in curves.items()}
     groups: dict[tuple[str, int], list[Point]] = {}
     for p in points:
         groups.setdefault((p.method, level_key(p.target_sparsity)), []).append(p)
     dense_first = sorted(points, key=lambda p: p.method != DENSE)  # stable: store order otherwise
-    return RunView(dense_first, dense, curves, answers, groups, fingerprint, config, version, retimed)
+    return RunView(dense_first, dense, curves, answers, groups, fingerprint, config, version, retimed,
+                   recipes)
 
 
 def layer_zeros(points: list[Point]) -> dict[str, tuple[float, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...pruning import Pruned, Pruner
 from ..base import RECOVERIES, Bench, PointFiles, Recovery
+from ..config import BN_SETTINGS
 from ..retrain import recalibrate_bn
 
 
@@ -13,6 +14,7 @@ class BatchNorm(Recovery):
     name = "bn"
     description = "one-shot, then re-estimate batch-norm statistics (no weight update)"
     recalibrates = True
+    settings = BN_SETTINGS
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
         pruned = bench.one_shot(pruner, level, seed)

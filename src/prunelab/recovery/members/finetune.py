@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...pruning import Pruned, Pruner
 from ..base import RECOVERIES, Bench, PointFiles, Recovery
+from ..config import TRAINING_SETTINGS
 from ..retrain import retrain
 
 
@@ -12,6 +13,7 @@ class FineTune(Recovery):
     name = "ft"
     description = "one-shot from the dense weights, then retrain"
     trains = True
+    settings = TRAINING_SETTINGS
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
         pruned = bench.one_shot(pruner, level, seed)

@@ -10,7 +10,7 @@ from ...pruning.masks import Masks
 from ...pruning.schedules import cubic
 from ...training import epoch_steps
 from ..base import RECOVERIES, Bench, PointFiles, Recovery
-from ..config import train_config
+from ..config import TRAINING_SETTINGS, train_config
 from ..retrain import retrain
 
 
@@ -18,6 +18,7 @@ class Gradual(Recovery):
     name = "gradual"
     description = "gradual: sparsity rises along a cubic schedule while retraining"
     trains = True
+    settings = (*TRAINING_SETTINGS, "gradual_ramp", "gradual_every")
 
     def refusal(self, pruner: Pruner) -> str | None:
         if pruner.shrinks:

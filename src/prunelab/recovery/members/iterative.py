@@ -13,6 +13,7 @@ from ...pruning import Pruned, Pruner
 from ...pruning.masks import Masks, prunable_weights
 from ...training.fit import write_whole
 from ..base import RECOVERIES, Bench, PointFiles, Recovery
+from ..config import TRAINING_SETTINGS
 from ..retrain import retrain
 
 
@@ -39,6 +40,7 @@ class Iterative(Recovery):
     description = "iterative: prune the last level's retrained network further, retrain"
     trains = True
     chained = True
+    settings = TRAINING_SETTINGS
 
     def refusal(self, pruner: Pruner) -> str | None:
         if pruner.fixed_level is not None:
