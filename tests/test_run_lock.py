@@ -22,3 +22,25 @@ def test_a_second_process_in_a_busy_run_folder_stops_with_one_line(tmp_path, dig
 
     again = _sweep(digits_checkpoint, out, "--methods", "global")
     assert again.returncode == 0, again.stderr  # the lock went with its holder
+
+
+def test_a_report_waits_for_another_process_writing_it(tmp_path, digits_checkpoint):
+    import time
+
+    from prunelab.report import write_report
+
+    out = tmp_path / "run"
+    assert _sweep(digits_checkpoint, out, "--methods", "global", "--no-report").returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from prunelab.experiment.lock import report_lock\n"
+                               f"with report_lock({str(out / 'report')!r}):\n"
+                               "    print('held', flush=True); time.sleep(2)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        report = write_report(out, gif=False)
+        assert time.monotonic() - start > 1  # it waited for the holder to let go
+    finally:
+        holder.wait(timeout=30)
+    assert (report.folder / "report.md").exists()

@@ -20,25 +20,45 @@ LOCK_FILE = ".lock"
 def run_lock(folder: str | os.PathLike) -> Iterator[None]:
     """Hold the run folder's lock inside; a second holder stops at once with one line. Under
     torchrun the processes of one job share the folder: the first one holds the lock for all."""
-    if not distributed.is_main():
-        yield
-        return
     folder = Path(folder)
+    with _flock(folder / LOCK_FILE, wait=False) as holder:
+        if holder is not None:
+            raise PrunelabError(f"run folder {folder} is in use by another prunelab process (pid {holder}); "
+                                f"wait for it to finish, or pass another --out")
+        yield
+
+
+@contextlib.contextmanager
+def report_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of a report folder (beside it) inside, waiting while another process writes
+    that report (seconds): two reports never clear each other's temporary folders. A report may
+    be written while a sweep computes in the run folder (it reads what is stored so far)."""
+    folder = Path(folder)
+    with _flock(folder.parent / f".{folder.name}.lock", wait=True):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path, wait: bool) -> Iterator[str | None]:
+    """Lock `path` (created) inside and yield None; without `wait`, when another process holds it,
+    yield that holder's pid instead (as it wrote it)."""
+    if not distributed.is_main():
+        yield None
+        return
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise PrunelabError(f"cannot write the run folder {folder}: {exc.strerror}; "
+        raise PrunelabError(f"cannot write the run folder {path.parent}: {exc.strerror}; "
                             f"pass a writable --out") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise PrunelabError(f"run folder {folder} is in use by another prunelab process (pid {holder}); "
-                                f"wait for it to finish, or pass another --out") from None
+            yield os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            return
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        yield None
     finally:
         os.close(fd)  # releases the lock

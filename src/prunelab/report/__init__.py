@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import PrunelabError
 from ..experiment.analysis import Answer
+from ..experiment.lock import report_lock
 from ..experiment.store import CSV_FIELDS, Point
 from .gif import write_gif
 from .html import html_page
@@ -66,9 +67,15 @@ def write_report(run: str | os.PathLike, budget: float = 1.0, n_boot: int = 2000
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise PrunelabError(f"the number of bootstrap replicates must be an integer >= 0, got {n_boot!r}")
     run = Path(run)
-    data = read_run(run, budget, n_boot)
     folder = Path(out) if out is not None else run / "report"
     check_replaceable(folder)
+    data = read_run(run, budget, n_boot)  # a run that cannot be reported is one line before any lock
+    with report_lock(folder):
+        return _write(run, data, folder, gif)
+
+
+def _write(run: Path, data: RunView, folder: Path, gif: bool) -> Report:
+    """The report of `data` into a temporary sibling of `folder`, swapped in whole."""
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         for kind in ("tmp", "old"):  # left by a report killed mid-way
