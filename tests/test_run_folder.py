@@ -205,3 +205,21 @@ def test_a_store_a_full_disk_cut_short_reads_as_no_results(monkeypatch, capsys, 
     (tmp_path / STORE_FILE).write_bytes(b"junk" * 100)
     code, _, err = run(monkeypatch, capsys, "report", tmp_path)
     assert_user_error(code, err, "is not a prunelab results store")
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # the thread's traceback
+def test_a_full_disk_under_tensorboard_is_one_line(monkeypatch, capsys, tmp_path, digits_checkpoint):
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    real, writes = RecordWriter.write, []
+
+    def full_after_the_first_point(self, data):  # in TensorBoard's writer thread
+        writes.append(data)
+        if len(writes) > 2:  # the file's header, then the dense point's first scalar
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "tb" / "events"))
+        real(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", full_after_the_first_point)
+    code, _, err = _layerwise(monkeypatch, capsys, digits_checkpoint, tmp_path / "run", "0.3,0.5")
+    assert_one_line(code, err, "No space left on device", "free space")  # not the thread's traceback
+    assert _stored(tmp_path / "run")  # the points stored before it stay

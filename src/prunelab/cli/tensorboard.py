@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 TB_DIR = "tb"
+
+
+def _quiet_os_errors(args) -> None:
+    """The writer's thread fails on a full disk with a traceback of its own; the same error comes
+    back to the main thread on the writer's next call and becomes the command's one line there."""
+    if issubclass(args.exc_type, OSError):
+        return
+    threading.__excepthook__(args)
 
 
 class TensorBoard:
@@ -13,6 +22,7 @@ class TensorBoard:
     def __init__(self, run: str | Path, enabled: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
+        threading.excepthook = _quiet_os_errors  # before the writer's thread starts
         self.writer = SummaryWriter(log_dir=str(Path(run) / TB_DIR)) if enabled else _Silent()
 
     def epoch(self, record: dict, prefix: str = "train") -> None:
