@@ -38,7 +38,7 @@ def test_one_threshold_on_lamp_keeps_small_layers_alive_where_magnitude_empties_
 def test_the_sweep_the_report_the_export_and_the_listing_take_lamp(digits_checkpoint, tmp_path, monkeypatch,
                                                                     capsys):
     code, stdout, err = run(monkeypatch, capsys, "methods")
-    assert code == 0 and "lamp " in stdout and "Lee et al. 2021" in stdout
+    assert code == 0 and "lamp " in stdout and "Lee et al. 2021" in " ".join(stdout.split())  # as wrapped
     code, stdout, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "lamp,lamp+ft",
                             "--levels", "0.5,0.9", "--epochs", 1, "--out", tmp_path / "run", "--no-report")
     assert code == 0 and "lamp+ft" in stdout, err

@@ -39,7 +39,7 @@ class Calibration:
     def __len__(self) -> int:
         return len(self.images)
 
-    def _pick(self, n: int, device) -> torch.Tensor | None:
+    def pick(self, n: int, device) -> torch.Tensor | None:
         """Which of `n` rows to keep (seeded by `n`, so every pass picks alike), or None for all."""
         if n <= self.rows:
             return None
@@ -47,7 +47,7 @@ class Calibration:
         return torch.randperm(n, generator=generator)[: self.rows].sort().values.to(device)
 
     def _sample(self, x: torch.Tensor) -> torch.Tensor:
-        pick = self._pick(len(x), x.device)
+        pick = self.pick(len(x), x.device)
         return x if pick is None else x[pick]
 
     def hessians(self, model: nn.Module, weights: list[str]) -> dict[str, torch.Tensor]:
@@ -101,7 +101,7 @@ class Calibration:
             batch = self.images[start:start + self.batch_size]
             x = patches(layer_d, _input_of(dense, layer_d, batch)).float()
             x_hat = patches(layer_p, _input_of(pruned, layer_p, batch)).float()
-            pick = self._pick(len(x), x.device)
+            pick = self.pick(len(x), x.device)
             if pick is not None:
                 x, x_hat = x[pick], x_hat[pick]
             hh, cc = (x_hat.T @ x_hat).double(), (x_hat.T @ x).double()

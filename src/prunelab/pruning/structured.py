@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -82,6 +83,12 @@ class _Group:
     channels: int
     importance: torch.Tensor  # (channels,)
     deps: list[tuple[str, str, np.ndarray, np.ndarray]]
+
+    @property
+    def stream(self) -> bool:
+        """Several layers write these channels, added together: a residual stream (removing one
+        of its channels touches every block of a stage)."""
+        return sum(side == "out" for _, side, _, _ in self.deps) > 1
 
 
 def _trace_failure(model: nn.Module, x: torch.Tensor, what: str, exc: BaseException) -> PrunelabError:
@@ -199,9 +206,11 @@ CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts
 
 
 def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
-              round_to: int | None) -> list[np.ndarray]:
-    """Root indices to remove in each group for channel ratio `ratio` (lowest importance first)."""
-    caps = [min(math.floor(layer_cap * g.channels + 1e-9), g.channels - 1) for g in groups]
+              round_to: int | None, keep_stream: bool = False) -> list[np.ndarray]:
+    """Root indices to remove in each group for channel ratio `ratio` (lowest importance first);
+    with `keep_stream`, none of a residual stream's."""
+    caps = [0 if keep_stream and g.stream else min(math.floor(layer_cap * g.channels + 1e-9), g.channels - 1)
+            for g in groups]
     out = []
     for g, k, cap in zip(groups, counts_of(groups, ratio, caps), caps, strict=True):
         k = _round(g.channels, k, cap, round_to)
@@ -221,6 +230,8 @@ class Structured:
         channel_ratio: the channel ratio the search settled on.
         layers: prunable weight name -> (weights removed, original size).
         channels: group root -> (channels kept, original channels).
+        kept_outputs: conv/linear name -> the indices of its output channels kept, for the
+            layers that lost some (what reconstruction fits each one's output to).
     """
 
     model: nn.Module
@@ -229,6 +240,7 @@ class Structured:
     channel_ratio: float
     layers: dict[str, tuple[int, int]]
     channels: dict[str, tuple[int, int]]
+    kept_outputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def within_tolerance(self) -> bool:
@@ -238,7 +250,7 @@ class Structured:
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
                    allocation: str = "layerwise", layer_cap: float | None = None,
                    round_to: int | None = None, original: dict[str, int] | None = None,
-                   importance=filter_l1) -> Structured:
+                   importance=filter_l1, keep_stream: bool = False) -> Structured:
     """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
     weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
 
@@ -258,6 +270,7 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
             that many (a group already at one multiple keeps it).
         importance: group -> (channels,) scores, low = removed first (default: filter L1).
+        keep_stream: remove no channel of a residual stream (only channels inside blocks go).
         original: prunable weight name -> size in the network the level is counted against, when
             `model` is already a channel-pruned copy of it (an iterative chain's step): only the
             share still missing is removed, and `achieved`/`layers` count against `original`.
@@ -282,9 +295,12 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
     target = min(1.0, max(0.0, 1.0 - (1.0 - sparsity) * sum(base.values()) / sum(prunable.values())))
     dg, groups = _build_graph(net, info, example_input, importance)
-    ratio = _search(lambda r: _removed_fraction(net, prunable, groups, _allocate(groups, r, counts_of, cap,
-                                                                                 round_to)), target)
-    channels = _cut(net, dg, groups, _allocate(groups, ratio, counts_of, cap, round_to))
+    def chosen(r: float) -> list[np.ndarray]:
+        return _allocate(groups, r, counts_of, cap, round_to, keep_stream)
+
+    ratio = _search(lambda r: _removed_fraction(net, prunable, groups, chosen(r)), target)
+    kept_outputs = _kept_outputs(net, groups, chosen(ratio))
+    channels = _cut(net, dg, groups, chosen(ratio))
     try:
         with torch.no_grad():
             shape = net(example_input).shape
@@ -296,7 +312,23 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     after = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
     layers = {k: (n - after[k], n) for k, n in base.items()}
     achieved = 1.0 - sum(after.values()) / sum(base.values())
-    return Structured(net.eval(), sparsity, achieved, ratio, layers, channels)
+    return Structured(net.eval(), sparsity, achieved, ratio, layers, channels, kept_outputs)
+
+
+def _kept_outputs(net: nn.Module, groups: list[_Group], chosen: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Conv/linear name -> the output channels it keeps, for those that lose some (pre-surgery)."""
+    removed: dict[str, set[int]] = {}
+    for group, drop in zip(groups, chosen, strict=True):
+        for name, side, idxs, roots in group.deps:
+            if side == "out" and len(drop):
+                removed.setdefault(name, set()).update(idxs[np.isin(roots, drop)].tolist())
+    out = {}
+    for name, gone in removed.items():
+        module = net.get_submodule(name)
+        n = module.out_features if isinstance(module, nn.Linear) else module.out_channels
+        if gone:
+            out[name] = np.array([i for i in range(n) if i not in gone], dtype=np.int64)
+    return out
 
 
 def _search(fraction, target: float) -> float:

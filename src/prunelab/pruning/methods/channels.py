@@ -21,20 +21,22 @@ FILTER_L1 = GROUP_CRITERIA.register(GroupCriterion(
 
 class ChannelPruner(Pruner):
     """Removes channels until the level's share of the prunable weights is gone (`allocation`:
-    "layerwise" = the same channel fraction in every group, "global" = one threshold)."""
+    "layerwise" = the same channel fraction in every group, "global" = one threshold); with
+    `keep_stream`, only channels inside blocks go (no residual stream's)."""
 
     shrinks = True
 
-    def __init__(self, name: str, allocation: str, criterion: GroupCriterion, description: str):
+    def __init__(self, name: str, allocation: str, criterion: GroupCriterion, description: str,
+                 keep_stream: bool = False):
         self.name, self.allocation, self.criterion = name, allocation, criterion
-        self.description = description
+        self.description, self.keep_stream = description, keep_stream
 
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         from ..structured import prune_channels
 
         result = prune_channels(model, ctx.card.info, ctx.example_input, self.check_level(level),
                                 self.allocation, ctx.layer_cap, ctx.round_to, ctx.original,
-                                importance=self.criterion.score)
+                                importance=self.criterion.score, keep_stream=self.keep_stream)
         return Pruned(result.model, structured=result)
 
 

@@ -1,0 +1,38 @@
+"""Channels removed, then the layers that lost inputs refitted by least squares on calibration
+images (channel pruning with reconstruction: He et al. 2017, ThiNet): the structured counterpart
+of second-order one-shot pruning, no retraining."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ...errors import PrunelabError
+from ..base import PRUNERS, PruneContext, Pruned
+from .channels import ChannelPruner
+from .channels_group import GROUP_L2
+
+
+class Reconstructed(ChannelPruner):
+    """A channel pruner whose result is refitted to the dense network's layer outputs."""
+
+    updates_weights = True
+    needs_calibration = True
+
+    def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
+        from ..reconstruction import reconstruct
+
+        if ctx.calibration is None:
+            raise PrunelabError(f"method '{self.name}' needs calibration images (the training split); "
+                                f"it runs in a sweep or an export with --data")
+        pruned = super().prune(model, level, ctx)  # `model` is left dense: channel pruners copy it
+        reconstruct(model, pruned.model, pruned.structured.kept_outputs, ctx.calibration(), ctx.damp,
+                    ctx.on_layer)
+        return pruned
+
+
+PRUNERS.register(Reconstructed("channels-rec", "layerwise", GROUP_L2,
+                               "channels-inner, then every layer that lost inputs refitted by least "
+                               "squares to the dense layer's output on calibration images", keep_stream=True))
+PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L2,
+                               "channels-inner-global, then refitted by least squares as channels-rec",
+                               keep_stream=True))
