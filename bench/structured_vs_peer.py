@@ -27,7 +27,8 @@ import torch
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINT = SHARED / "models/cifar10/resnet56-4bfd9763.th"
 DATA = SHARED / "data/cifar10/cifar10_subset.npz"
-METHODS = "channels-layerwise,channels-global,channels-inner,channels-inner-global"
+METHODS = ("channels-layerwise,channels-global,channels-inner,channels-inner-global,channels-rec,"
+           "channels-rec-global")
 
 
 def peer(model, ratio: float, example) -> torch.nn.Module:
@@ -35,7 +36,8 @@ def peer(model, ratio: float, example) -> torch.nn.Module:
     import torch_pruning as tp
 
     net = copy.deepcopy(model).eval()
-    ignored = [net.conv1, net.linear] + [b.conv2 for stage in (net.layer1, net.layer2, net.layer3) for b in stage]
+    blocks = [b for stage in (net.layer1, net.layer2, net.layer3) for b in stage]
+    ignored = [net.conv1, net.linear] + [b.conv2 for b in blocks]
     pruner = tp.pruner.MetaPruner(net, example, importance=tp.importance.GroupMagnitudeImportance(p=1),
                                   pruning_ratio=ratio, ignored_layers=ignored)
     pruner.step()
@@ -43,19 +45,22 @@ def peer(model, ratio: float, example) -> torch.nn.Module:
 
 
 def matched(method: str, model, wb, target_macs: int, counted) -> tuple[torch.nn.Module, float, int]:
-    """`method`'s network at the level whose MACs come closest to `target_macs`."""
+    """`method`'s network at the level whose MACs come closest to `target_macs` (the level found
+    with the method's channel choice alone: a reconstruction changes weights, not shapes)."""
     from prunelab.pruning import PRUNERS
+    from prunelab.pruning.methods.channels import ChannelPruner
 
     pruner = PRUNERS.get(method)
+    shapes = ChannelPruner(pruner.name, pruner.allocation, pruner.criterion, "", pruner.keep_stream)
     lo, hi, best = 0.0, 0.95, None
     for _ in range(14):
         level = (lo + hi) / 2
-        net = pruner.prune(copy.deepcopy(model), level, wb.ctx).model
-        n = counted(net)
-        if best is None or abs(n - target_macs) < abs(best[2] - target_macs):
-            best = (net, level, n)
+        n = counted(shapes.prune(copy.deepcopy(model), level, wb.ctx).model)
+        if best is None or abs(n - target_macs) < abs(best[1] - target_macs):
+            best = (level, n)
         lo, hi = (level, hi) if n > target_macs else (lo, level)
-    return best
+    level, n = best
+    return pruner.prune(copy.deepcopy(model), level, wb.ctx).model, level, n
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from .channels import ChannelPruner
 
 def _pieces(group, kinds: tuple[type, ...]):
     """(per-channel slices as rows, root indices) of each of `group`'s parameters of `kinds`:
-    a conv/linear's output filters or input slices, a batch norm's scale and shift."""
+    a conv/linear's output filters or input slices, a batch norm's scale."""
     import torch_pruning as tp
 
     consume = (tp.prune_conv_in_channels, tp.prune_linear_in_channels)
@@ -24,8 +24,9 @@ def _pieces(group, kinds: tuple[type, ...]):
         roots = torch.tensor(group[i].root_idxs)
         if not isinstance(layer, kinds):
             continue
-        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.affine:
-            yield torch.stack([layer.weight.detach()[idxs], layer.bias.detach()[idxs]], 1), roots
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            if layer.affine:
+                yield layer.weight.detach()[idxs, None], roots
         elif fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels):
             yield layer.weight.detach()[idxs].flatten(1), roots
         elif fn in consume and getattr(layer, "groups", 1) == 1:
@@ -35,13 +36,12 @@ def _pieces(group, kinds: tuple[type, ...]):
 
 @torch.no_grad()
 def group_norm(group, p: int) -> torch.Tensor:
-    """Sum over a channel's coupled parameters of |w|^p, averaged over the parameters that hold
-    it (each layer's sum normalised by its mean first, so no layer's scale drowns the others')."""
+    """Sum over a channel's coupled parameters of |w|^p, averaged over the parameters that hold it
+    (Torch-Pruning's group magnitude: no layer rescaled, so the wide filters weigh most)."""
     total, count = torch.zeros(len(group[0].idxs)), torch.zeros(len(group[0].idxs))
     for rows, roots in _pieces(group, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
-        local = rows.abs().pow(p).sum(1).float().cpu()
-        total.scatter_add_(0, roots, local / local.mean().clamp_min(1e-12))
-        count.scatter_add_(0, roots, torch.ones_like(local))
+        total.scatter_add_(0, roots, rows.abs().pow(p).sum(1).float().cpu())
+        count.scatter_add_(0, roots, torch.ones(len(rows)))
     return total / count.clamp_min(1)
 
 
@@ -64,10 +64,10 @@ GROUP_L2 = GROUP_CRITERIA.register(GroupCriterion(
 BN_SCALE = GROUP_CRITERIA.register(GroupCriterion(
     "bn-scale", "|batch-norm scale| of the channel (network slimming, Liu et al. 2017)", bn_scale))
 
-PRUNERS.register(ChannelPruner("channels-inner", "layerwise", GROUP_L2,
-                               "remove the channels inside blocks of lowest group L2 (every coupled "
+PRUNERS.register(ChannelPruner("channels-inner", "layerwise", GROUP_L1,
+                               "remove the channels inside blocks of lowest group L1 (every coupled "
                                "parameter), the same fraction per block; residual streams kept whole",
                                keep_stream=True))
-PRUNERS.register(ChannelPruner("channels-inner-global", "global", GROUP_L2,
-                               "remove the channels inside blocks of lowest mean-normalised group L2 "
+PRUNERS.register(ChannelPruner("channels-inner-global", "global", GROUP_L1,
+                               "remove the channels inside blocks of lowest mean-normalised group L1 "
                                "across the network; residual streams kept whole", keep_stream=True))

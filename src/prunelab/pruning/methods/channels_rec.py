@@ -9,7 +9,7 @@ from torch import nn
 from ...errors import PrunelabError
 from ..base import PRUNERS, PruneContext, Pruned
 from .channels import ChannelPruner
-from .channels_group import GROUP_L2
+from .channels_group import GROUP_L1
 
 
 class Reconstructed(ChannelPruner):
@@ -30,9 +30,9 @@ class Reconstructed(ChannelPruner):
         return pruned
 
 
-PRUNERS.register(Reconstructed("channels-rec", "layerwise", GROUP_L2,
+PRUNERS.register(Reconstructed("channels-rec", "layerwise", GROUP_L1,
                                "channels-inner, then every layer that lost inputs refitted by least "
                                "squares to the dense layer's output on calibration images", keep_stream=True))
-PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L2,
+PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L1,
                                "channels-inner-global, then refitted by least squares as channels-rec",
                                keep_stream=True))
