@@ -11,7 +11,7 @@ from torch import nn
 from prunelab.models import ModelCard, create_model, model_info
 from prunelab.pruning import GROUP_CRITERIA, PRUNERS, PruneContext
 from prunelab.pruning.calibration import Calibration
-from prunelab.pruning.reconstruction import reconstruct, starved
+from prunelab.pruning.reconstruction import downstream, reconstruct, starved
 from prunelab.pruning.structured import make_prunable, prune_channels
 
 X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -93,13 +93,16 @@ def _errors(dense, pruned, images, names):
 
 def test_reconstruction_brings_each_refitted_layer_and_the_output_closer(resnet20):
     ctx = PruneContext(ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.5,) * 3), X)
-    pruned = PRUNERS.get("channels-inner").prune(resnet20, 0.5, ctx).model
+    result = PRUNERS.get("channels-inner").prune(resnet20, 0.5, ctx)
+    pruned, kept = result.model, result.structured.kept_outputs
     images = torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     names = starved(resnet20, pruned)
     assert names == [f"layer{s}.{i}.conv2" for s in (1, 2, 3) for i in range(3)]  # the stream kept
+    changed = downstream(resnet20, pruned)
+    assert changed[0] == names[0] and set(names) < set(changed) and changed[-1] == "linear"
     before, out_before = _errors(resnet20, pruned, images, names[:1])
     refitted = copy.deepcopy(pruned)
-    assert reconstruct(resnet20, refitted, {}, Calibration(images, rows=4096), damp=1e-4) == names
+    assert reconstruct(resnet20, refitted, kept, Calibration(images, rows=4096), damp=1e-4) == changed
     after, out_after = _errors(resnet20, refitted, images, names[:1])
     assert after[names[0]] < 0.5 * before[names[0]]  # the first refit sees exactly the pruned inputs
     assert out_after < out_before

@@ -1,9 +1,11 @@
 """Channel pruning with reconstruction (He et al. 2017; ThiNet, Luo et al. 2017): once channels
 are gone, every layer that lost inputs is refitted by least squares on calibration images, so
 that it gives, from what the pruned network now feeds it, what the dense layer gave from the dense
-inputs. Layers are refitted in network order in one pass, each seeing the inputs that the layers
-refitted before it produce; the solve is the one sequential second-order pruning uses
-(`obs.corrected`: ŵ = w Cᵀ H⁻¹, H damped), so its output error, not its weights, is kept small."""
+inputs. So does every layer after the first that lost inputs: what reaches it has changed too (a
+block's first conv reads a residual stream carrying the error of every block before it), and
+refitting it makes up for that error. Layers are refitted in network order in one pass, each
+seeing the inputs that the layers refitted before it produce; the solve is the one sequential
+second-order pruning uses (`obs.corrected`: ŵ = w Cᵀ H⁻¹, H damped), so its output error, not its weights, is kept small."""
 
 from __future__ import annotations
 
@@ -30,6 +32,14 @@ def starved(dense: nn.Module, pruned: nn.Module) -> list[str]:
     return out
 
 
+def downstream(dense: nn.Module, pruned: nn.Module) -> list[str]:
+    """The conv/linear layers of `pruned` from the first that lost input channels on, in network
+    order: those whose inputs the pruning changed."""
+    lost = starved(dense, pruned)
+    names = [n for n, layer in pruned.named_modules() if isinstance(layer, nn.Conv2d | nn.Linear) and n]
+    return names[names.index(lost[0]):] if lost else []
+
+
 def _inputs(layer: nn.Module) -> int:
     return layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
 
@@ -38,7 +48,7 @@ def _inputs(layer: nn.Module) -> int:
 def reconstruct(dense: nn.Module, pruned: nn.Module, kept_outputs: dict[str, np.ndarray],
                 calibration: Calibration, damp: float,
                 on_layer: Callable[[str, int, int], None] | None = None) -> list[str]:
-    """Refit, in place, every layer of `pruned` that lost inputs; returns their names.
+    """Refit, in place, every layer of `pruned` whose inputs changed (`downstream`); returns their names.
 
     Args:
         dense: the network before channels went (read only).
@@ -49,7 +59,7 @@ def reconstruct(dense: nn.Module, pruned: nn.Module, kept_outputs: dict[str, np.
         damp: added to H's diagonal as a fraction of its mean, as for second-order pruning.
         on_layer: told (layer, index, layers) as each layer is refitted.
     """
-    names = starved(dense, pruned)
+    names = downstream(dense, pruned)
     if not names:
         return names
     wanted = {dense.get_submodule(n): n for n in names}

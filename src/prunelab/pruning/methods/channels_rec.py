@@ -1,6 +1,6 @@
-"""Channels removed, then the layers that lost inputs refitted by least squares on calibration
-images (channel pruning with reconstruction: He et al. 2017, ThiNet): the structured counterpart
-of second-order one-shot pruning, no retraining."""
+"""Channels removed, then every layer from the first that lost inputs on refitted by least squares
+on calibration images (channel pruning with reconstruction: He et al. 2017, ThiNet): the structured
+counterpart of second-order one-shot pruning, no retraining."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Reconstructed(ChannelPruner):
 
 
 PRUNERS.register(Reconstructed("channels-rec", "layerwise", GROUP_L1,
-                               "channels-inner, then every layer that lost inputs refitted by least "
+                               "channels-inner, then every layer whose inputs changed refitted by least "
                                "squares to the dense layer's output on calibration images", keep_stream=True))
 PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L1,
                                "channels-inner-global, then refitted by least squares as channels-rec",
