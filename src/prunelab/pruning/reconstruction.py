@@ -5,7 +5,8 @@ inputs. So does every layer after the first that lost inputs: what reaches it ha
 block's first conv reads a residual stream carrying the error of every block before it), and
 refitting it makes up for that error. Layers are refitted in network order in one pass, each
 seeing the inputs that the layers refitted before it produce; the solve is the one sequential
-second-order pruning uses (`obs.corrected`: ŵ = w Cᵀ H⁻¹, H damped), so its output error, not its weights, is kept small."""
+second-order pruning uses (`obs.corrected`: ŵ = w Cᵀ H⁻¹, H damped), so its output error, not its
+weights, is kept small."""
 
 from __future__ import annotations
 
