@@ -65,7 +65,7 @@ def matched(method: str, model, wb, target_macs: int, counted) -> tuple[torch.nn
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ratios", default="0.25,0.35,0.45,0.55", help="the peer's pruning ratios")
+    p.add_argument("--ratios", default="0.25,0.32,0.35,0.45,0.55", help="the peer's pruning ratios")
     p.add_argument("--methods", default=METHODS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/bench-structured-peer")
