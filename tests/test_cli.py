@@ -147,6 +147,8 @@ def test_training_twice_with_one_seed_gives_the_same_weights(monkeypatch, capsys
     (["--seeds", str(2**64)], ["seed", "2^63"]),
     (["--bn-batches", "0"], ["--bn-batches", ">= 1"]),
     (["--batch-size", "0"], ["--batch-size", ">= 1"]),
+    (["--layer-cap", "0"], ["--layer-cap", "(0, 1]"]),
+    (["--layer-cap", "1.5"], ["--layer-cap", "[0, 1]"]),
 ])
 def test_numbers_that_would_give_a_wrong_answer_are_refused_before_any_work(
         digits_checkpoint, monkeypatch, capsys, tmp_path, args, needles):

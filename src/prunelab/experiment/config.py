@@ -101,8 +101,9 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise PrunelabError(f"seed {seed!r} in --seeds is not an integer in [0, 2^63); "
                                 f"e.g. --seeds 0,1,2")
-    if cfg.layer_cap is not None:
-        check_sparsity(cfg.layer_cap, "layer cap")
+    if cfg.layer_cap is not None and check_sparsity(cfg.layer_cap, "--layer-cap") == 0:
+        raise PrunelabError("--layer-cap 0 lets no layer lose anything; give a fraction in (0, 1], "
+                            "e.g. --layer-cap 0.8")
     if cfg.round_to is not None and (isinstance(cfg.round_to, bool) or not isinstance(cfg.round_to, int)
                                      or cfg.round_to < 1):
         raise PrunelabError(f"round_to must be a positive integer, got {cfg.round_to!r}")
