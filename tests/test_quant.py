@@ -335,6 +335,22 @@ def test_quant_lr_is_the_tables_learning_rate_and_fixes_results_only_when_set(di
     assert_user_error(code, err, "--quant-lr")
 
 
+def test_quant_epochs_is_the_tables_own_schedule_length_and_is_checked(digits_checkpoint, tmp_path,
+                                                                         monkeypatch, capsys):
+    from prunelab.experiment.fingerprint import recipe
+    from prunelab.experiment.spec import MethodSpec
+    from prunelab.recovery import RecoveryConfig
+
+    rc = RecoveryConfig(epochs=10, quant_epochs=2)
+    assert rc.for_quantized().epochs == 2 and rc.for_quantized().lr == rc.lr
+    both = recipe(MethodSpec.parse("global+ft@kmeans2+ft"), rc, {})
+    assert both["quant_recovery"]["epochs"] == 2 and both["recovery"]["epochs"] == 10
+    for bad in ("0", "-3"):
+        code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global@kmeans2+ft",
+                           "--quant-epochs", bad, "--levels", "0.5", "--out", tmp_path / "run")
+        assert_user_error(code, err, "--quant-epochs")
+
+
 def test_int8_onnx_from_a_checkpoint_is_traced_at_the_size_of_the_data_it_is_measured_on(
         digits_checkpoint, monkeypatch, capsys, tmp_path):
     # the 8x8 digits network: tracing it at the 32x32 default made onnxruntime refuse the test images

@@ -82,7 +82,8 @@ def test_a_store_from_before_recipes_resumes_under_what_its_settings_meant(digit
     out = tmp_path / "run"
     Sweep(config(digits_checkpoint, ("global", "global+ft"), recovery=FAST), out).run()
     old = {f.name: getattr(FAST, f.name) for f in dataclasses.fields(FAST)}
-    for dropped in ("distill", "temperature", "bn_augment", "quant_lr"):  # left out when at their defaults
+    # left out when at their defaults
+    for dropped in ("distill", "temperature", "bn_augment", "quant_lr", "quant_epochs"):
         del old[dropped]
     _to_legacy(out, old)
     resumed = Sweep(config(digits_checkpoint, ("global", "global+ft"), recovery=FAST), out)

@@ -78,6 +78,20 @@ class SweepConfig:
         return list(out.values())
 
 
+def _check_quantized_recipe(rc: RecoveryConfig) -> None:
+    """The tables' fine-tuning (`--quant-lr`, `--quant-epochs`) as a retraining recipe of its own."""
+    epochs = rc.quant_epochs
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise PrunelabError(f"--quant-epochs must be a whole number >= 1, got {epochs!r}")
+    given = (("--quant-lr", rc.quant_lr), ("--quant-epochs", epochs))
+    flags = [flag for flag, value in given if value is not None]
+    if flags:
+        try:
+            train_config(rc.for_quantized(), 0)
+        except PrunelabError as exc:
+            raise PrunelabError(f"{' with '.join(flags)}: {exc}") from None
+
+
 def validate(cfg: SweepConfig) -> list[MethodSpec]:
     """Refuse, in one line and before any work, what cannot run; returns the parsed methods."""
     methods = cfg.method_specs()
@@ -85,11 +99,7 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
                             "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
     train_config(cfg.recovery, 0)  # validates the retraining settings
-    if cfg.recovery.quant_lr is not None:
-        try:
-            train_config(cfg.recovery.for_quantized(), 0)
-        except PrunelabError as exc:
-            raise PrunelabError(f"--quant-lr: {exc}") from None
+    _check_quantized_recipe(cfg.recovery)
     for level in cfg.levels:
         check_sparsity(level, "level")
     for flag, value in (("--bn-batches", cfg.recovery.bn_batches), ("--batch-size", cfg.batch_size)):

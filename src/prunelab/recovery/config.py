@@ -46,10 +46,15 @@ class RecoveryConfig:
     temperature: float = setting(4.0, "Recovery: distillation temperature.")
     quant_lr: float | None = setting(None, "Quantized '...@<quant>+ft' methods: the learning rate of "
                                      "fine-tuning the codebooks or scales [default: --lr].")
+    quant_epochs: int | None = setting(None, "Quantized '...@<quant>+ft' methods: epochs of fine-tuning "
+                                       "the codebooks or scales [default: --epochs].")
 
     def for_quantized(self) -> RecoveryConfig:
-        """The recipe that fine-tunes a quantized network's tables: this one at `quant_lr`."""
-        return self if self.quant_lr is None else dataclasses.replace(self, lr=self.quant_lr)
+        """The recipe that fine-tunes a quantized network's tables: this one at `quant_lr` for
+        `quant_epochs`, where they are set."""
+        changes = {name: value for name, value in (("lr", self.quant_lr), ("epochs", self.quant_epochs))
+                   if value is not None}
+        return dataclasses.replace(self, **changes) if changes else self
 
 
 BN_SETTINGS = ("bn_batches", "bn_augment", "batch_size")
