@@ -186,4 +186,19 @@ def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, inpu
     return Pruned(model, pruned.masks, pruned.structured), wb.card, wb.input_shape
 
 
-__all__ = ["DENSE", "Export", "answers", "export", "sensitivity", "sweep", "train"]
+def latency_table(cfg: SweepConfig, out: Path, batch: int = 1, input_size: int | None = None,
+                  on_layer: Callable[[str, int, int], None] | None = None):
+    """Time every conv and linear layer of `cfg.checkpoint` alone in `cfg.runtime` with
+    `cfg.threads` threads at `batch` images, at the widths channel pruning could leave it; write
+    the table to `out` (JSON) and return it (`measure.latency_table.LatencyTable`)."""
+    from .measure.latency_table import measure_table, save_table
+
+    wb = Workbench(cfg, input_size, reads_data=False)
+    info = wb.card.info
+    table = measure_table(copy.deepcopy(wb.model), wb.card.model, wb.input_shape, info.stem, info.classifier,
+                          cfg.runtime, cfg.threads, batch, on_layer=on_layer)
+    save_table(out, table)
+    return table
+
+
+__all__ = ["DENSE", "Export", "answers", "export", "latency_table", "sensitivity", "sweep", "train"]

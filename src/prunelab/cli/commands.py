@@ -313,6 +313,38 @@ def retime(run, runtime, threads, device, budget):
         write_report(Path(run), budget)
 
 
+@cli.command("latency-table")
+@click.argument("checkpoint", type=click.Path())
+@options(SweepConfig, only=("model", "threads"))
+@click.option("--runtime", default="onnxruntime", show_default=True,
+              help="What runs the forwards: torch, onnxruntime or onnxruntime-int8 (the target runtime).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Images per timed forward.")
+@click.option("--input-size", type=int, default=None,
+              help="Image height and width [default: the checkpoint's, else its architecture's, else 32].")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Table to write (JSON).")
+def latency_table(checkpoint, runtime, batch, input_size, out, **given):
+    """Time every conv and linear layer alone in the target runtime, at the widths channel pruning
+    could leave it: the prices 'channels-latency' and 'channels-rec-latency' allocate by
+    (sweep --latency-table FILE)."""
+    cfg = sweep_config(checkpoint, None, {**given, "runtime": runtime})
+    start = time.monotonic()
+    progress = bar(0, "latency table", "layer")
+
+    def on_layer(name, index, layers):
+        progress.total = layers
+        progress.set_postfix_str(name, refresh=False)
+        progress.update(index - progress.n)
+
+    try:
+        table = api.latency_table(cfg, Path(out), batch, input_size, on_layer)
+    finally:
+        progress.close()
+    shapes = len({id(grid) for _, grid in table.layers.values()})
+    say(f"timed {len(table.layers)} layers ({shapes} shapes) of {table.model} in {table.runtime}, "
+        f"{table.threads} thread(s), batch {table.batch}: {1e3 * table.total():.3f} ms at full width, "
+        f"summed; wrote {out} in {time.monotonic() - start:.0f} s")
+
+
 @cli.command()
 @click.argument("run", required=False, type=click.Path(file_okay=False))
 @click.option("--checkpoint", type=click.Path(), help="Prune this checkpoint instead of a swept RUN's.")

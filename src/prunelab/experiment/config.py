@@ -43,6 +43,8 @@ class SweepConfig:
     sensitivity: str | None = setting(None, "Profile for the sensitivity method: a 'prunelab sensitivity' "
                                       "run folder.")
     round_to: int | None = setting(None, "Channel methods: keep channel counts at multiples of this.")
+    latency_table: str | None = setting(None, "Channel methods allocating by latency (channels-latency, "
+                                        "channels-rec-latency): a table from 'prunelab latency-table'.")
     latency: bool = setting(False, "Also measure latency at batch 1 and 64 for every point.")
     threads: int = setting(1, "CPU threads for --latency.")
     runtime: str = setting("torch", "What runs the --latency forwards: eager PyTorch, or onnxruntime on "
@@ -98,6 +100,10 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
     if any(m.pruner.needs_profile for m in methods) and not cfg.sensitivity:
         raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
                             "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
+    if any(m.pruner.needs_latency_table for m in methods) and not cfg.latency_table:
+        raise PrunelabError("the latency methods need a latency table of the network in the target "
+                            "runtime: run 'prunelab latency-table CHECKPOINT --out FILE' and pass "
+                            "--latency-table FILE")
     train_config(cfg.recovery, 0)  # validates the retraining settings
     _check_quantized_recipe(cfg.recovery)
     for level in cfg.levels:

@@ -43,6 +43,9 @@ def fingerprint(wb: Workbench) -> dict:
         out["train_sha256"] = _digest(wb.train.train.x, wb.train.train.y)
     if cfg.round_to is not None:
         out["round_to"] = cfg.round_to
+    if wb.latency_table is not None:  # only when set: the allocation reads it
+        out["latency_table_sha256"] = hashlib.sha256(
+            json.dumps(wb.latency_table.to_json(), sort_keys=True).encode()).hexdigest()
     return out
 
 

@@ -83,9 +83,16 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     if spec.is_dense:
         return Pruned(model), card, shape
     profile = load_profile(config["sensitivity"]) if config.get("sensitivity") else None
+    table = None
+    if config.get("latency_table"):
+        from ..measure.latency_table import load_table
+
+        copy = RunFolder(run).latency_table
+        table = load_table(copy if copy.exists() else config["latency_table"])
     ctx = PruneContext(card, torch.zeros((1, *shape)), seed=seed,
                        prune_classifier=config.get("prune_classifier", False),
-                       layer_cap=config.get("layer_cap"), round_to=config.get("round_to"), profile=profile)
+                       layer_cap=config.get("layer_cap"), round_to=config.get("round_to"), profile=profile,
+                       latency_table=table)
     return spec.pruner.prune(model, level, ctx), card, shape
 
 

@@ -13,6 +13,7 @@ from .store import STORE_FILE, level_key
 CONFIG_FILE = "config.json"
 REPORT_DIR = "report"
 PROFILE_FILE = "sensitivity.json"
+LATENCY_TABLE_FILE = "latency-table.json"  # a sweep's copy of its --latency-table
 FORMAT_SUFFIX = {"sparse": "sparse", "structured": "safetensors", "quantized": "quantized"}
 
 
@@ -30,6 +31,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.root / CONFIG_FILE
+
+    @property
+    def latency_table(self) -> Path:
+        return self.root / LATENCY_TABLE_FILE
 
     @staticmethod
     def slug(method: MethodSpec) -> str:

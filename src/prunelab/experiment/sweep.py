@@ -88,6 +88,8 @@ class Sweep:
             store = Store.create(out, self.fingerprint, config, self.kind, recipes(self.cfg), upgrade)
             # A copy for people to read, rewritten on every resume; the store's is what is read back.
             write_text(self.folder.config, json.dumps({**config, "kind": self.kind}, indent=2) + "\n")
+            if wb.latency_table is not None:  # kept with the run: its points are rebuilt from it
+                write_text(self.folder.latency_table, json.dumps(wb.latency_table.to_json(), indent=1) + "\n")
         distributed.barrier()
         return store if distributed.is_main() else Store.create(out, self.fingerprint, config, self.kind,
                                                                  recipes(self.cfg), upgrade)

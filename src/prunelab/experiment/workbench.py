@@ -90,11 +90,22 @@ class Workbench:
         self.model, self.card = load_checkpoint(cfg.checkpoint, cfg.model)
         self.model.to(self.device)
         self.profile = load_profile(cfg.sensitivity) if cfg.sensitivity else None
+        self.latency_table = self._latency_table() if cfg.latency_table else None
         self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         size = input_size or self.card.input_size or self.card.info.input_size or 32
         self._input_shape = None if reads_data else (self.card.in_channels, size, size)
         self.on_epoch = None  # the sweep's hook for the point in flight: (epoch record) -> None
         self.on_layer = None  # and for a slow pruner's progress: (layer, index, layers) -> None
+
+    def _latency_table(self):
+        """The --latency-table, checked against this network and, where the points are timed
+        (--latency), against the runtime and threads that time them."""
+        from ..measure.latency_table import check_table, layer_widths, load_table
+
+        cfg = self.cfg
+        return check_table(load_table(cfg.latency_table), cfg.latency_table, self.card.model,
+                           layer_widths(self.model), cfg.runtime if cfg.latency else None,
+                           cfg.threads if cfg.latency else None)
 
     @functools.cached_property
     def data(self) -> Dataset:
@@ -129,6 +140,7 @@ class Workbench:
         example = torch.zeros((1, *self.input_shape), device=self.device)
         return PruneContext(self.card, example, prune_classifier=cfg.prune_classifier,
                             layer_cap=cfg.layer_cap, round_to=cfg.round_to, profile=self.profile,
+                            latency_table=self.latency_table,
                             calibration=lambda: self.calibration, damp=cfg.damp, block=cfg.obs_block,
                             on_layer=lambda *a: self.on_layer(*a) if self.on_layer else None)
 

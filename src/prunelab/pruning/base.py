@@ -35,6 +35,8 @@ class PruneContext:
         layer_cap: the largest fraction of one layer (channel pruners: of a group's channels) to go.
         round_to: channel pruners keep channel counts at multiples of this.
         profile: per-layer sensitivity curves, for the sensitivity allocation.
+        latency_table: per-layer latencies in the target runtime (`measure.latency_table`), for
+            channel pruners that allocate by latency.
         prior: masks already in force (an iterative chain): their pruned weights stay pruned.
         original: prunable weight -> size in the network a level counts against, when the model
             is already a channel-pruned copy of it (an iterative channel chain).
@@ -52,6 +54,7 @@ class PruneContext:
     layer_cap: float | None = None
     round_to: int | None = None
     profile: dict | None = None
+    latency_table: Any = None
     prior: Masks | None = None
     original: dict[str, int] | None = None
     calibration: Callable[[], Any] | None = None
@@ -130,6 +133,7 @@ class Pruner(ABC):
         shrinks: removes channels: the result is a smaller network, with no masks.
         needs_calibration: reads calibration images (the context's `calibration`).
         needs_profile: reads a sensitivity profile (the context's `profile`).
+        needs_latency_table: reads a latency table (the context's `latency_table`).
         updates_weights: changes the weights it keeps, so its point cannot be rebuilt by pruning
             the checkpoint again: the sweep keeps its model.
         fixed_level: the only level it has (N:M), else None.
@@ -141,6 +145,7 @@ class Pruner(ABC):
     shrinks = False
     needs_calibration = False
     needs_profile = False
+    needs_latency_table = False
     updates_weights = False
     fixed_level: float | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ class _Group:
     channels: int
     importance: torch.Tensor  # (channels,)
     deps: list[tuple[str, str, np.ndarray, np.ndarray]]
+    saved: np.ndarray | None = None  # seconds saved by removing k channels, k = 0..channels (a table's)
 
     @property
     def stream(self) -> bool:
@@ -202,7 +204,53 @@ def threshold_counts(groups: list[_Group], ratio: float, caps: list[int]) -> lis
     return [by_group[i] for i in range(len(groups))]
 
 
-CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts}
+def latency_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
+    """`ratio` of all channels, bought greedily in the order of least importance given up per
+    second of the runtime saved: each group's next channel priced by its mean-normalised importance
+    over the seconds the next eighth of the group saves (a measured table's, `_Group.saved`)."""
+    total = sum(g.channels for g in groups)
+    k = min(math.floor(ratio * total + 1e-9), sum(caps))
+    norm = [(g.importance.sort().values / g.importance.mean().clamp_min(1e-12)).numpy() for g in groups]
+
+    def price(i: int, taken: int) -> float:
+        g = groups[i]
+        ahead = min(taken + max(1, g.channels // 8), caps[i])
+        gain = (g.saved[ahead] - g.saved[taken]) / (ahead - taken)
+        return float(norm[i][taken]) / max(float(gain), 1e-12)
+
+    counts = [0] * len(groups)
+    heap = [(price(i, 0), i) for i in range(len(groups)) if caps[i] > 0]
+    heapq.heapify(heap)
+    for _ in range(k):
+        _, i = heapq.heappop(heap)
+        counts[i] += 1
+        if counts[i] < caps[i]:
+            heapq.heappush(heap, (price(i, counts[i]), i))
+    return counts
+
+
+def _price_groups(net: nn.Module, groups: list[_Group], table) -> None:
+    """Give every group the seconds removing its channels saves, from `table` (each layer at its
+    present widths, less the group's share of them)."""
+    from ..measure.latency_table import widths
+
+    for g in groups:
+        shares: dict[str, list[float]] = {}
+        for name, side, idxs, _ in g.deps:
+            shares.setdefault(name, [0.0, 0.0])[side == "out"] += len(idxs) / g.channels
+        k = np.arange(g.channels + 1, dtype=float)
+        saved = np.zeros_like(k)
+        for name, (s_in, s_out) in shares.items():
+            if name not in table.layers:
+                raise PrunelabError(f"latency table {table.source} does not price layer '{name}'; it was "
+                                    f"measured for another network ('prunelab latency-table' measures one)")
+            cin, cout = widths(net.get_submodule(name))
+            now = table.seconds(name, cin, cout)
+            saved += [now - table.seconds(name, cin - j * s_in, cout - j * s_out) for j in k]
+        g.saved = saved
+
+
+CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts, "latency": latency_counts}
 
 
 def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
@@ -250,7 +298,7 @@ class Structured:
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
                    allocation: str = "layerwise", layer_cap: float | None = None,
                    round_to: int | None = None, original: dict[str, int] | None = None,
-                   importance=filter_l1, keep_stream: bool = False) -> Structured:
+                   importance=filter_l1, keep_stream: bool = False, latency_table=None) -> Structured:
     """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
     weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
 
@@ -264,13 +312,15 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
             loses its inputs from the image (the stem's input channels stay).
         example_input: (1, C, H, W) input for tracing, on the model's device.
         sparsity: the level, in [0, 1].
-        allocation: "layerwise" (the same channel fraction in every group) or "global" (one
-            threshold on mean-normalised filter norms across groups).
+        allocation: "layerwise" (the same channel fraction in every group), "global" (one
+            threshold on mean-normalised filter norms across groups) or "latency" (the channels
+            giving up least importance per second saved, priced by `latency_table`).
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
             that many (a group already at one multiple keeps it).
         importance: group -> (channels,) scores, low = removed first (default: filter L1).
         keep_stream: remove no channel of a residual stream (only channels inside blocks go).
+        latency_table: a `measure.latency_table.LatencyTable` of the network, for "latency".
         original: prunable weight name -> size in the network the level is counted against, when
             `model` is already a channel-pruned copy of it (an iterative chain's step): only the
             share still missing is removed, and `achieved`/`layers` count against `original`.
@@ -295,6 +345,11 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
     target = min(1.0, max(0.0, 1.0 - (1.0 - sparsity) * sum(base.values()) / sum(prunable.values())))
     dg, groups = _build_graph(net, info, example_input, importance)
+    if allocation == "latency":
+        if latency_table is None:
+            raise PrunelabError("the latency allocation needs a latency table: measure one with 'prunelab "
+                                "latency-table CHECKPOINT --out FILE' and pass --latency-table FILE")
+        _price_groups(net, groups, latency_table)
     def chosen(r: float) -> list[np.ndarray]:
         return _allocate(groups, r, counts_of, cap, round_to, keep_stream)
 

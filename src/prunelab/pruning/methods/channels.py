@@ -21,8 +21,9 @@ FILTER_L1 = GROUP_CRITERIA.register(GroupCriterion(
 
 class ChannelPruner(Pruner):
     """Removes channels until the level's share of the prunable weights is gone (`allocation`:
-    "layerwise" = the same channel fraction in every group, "global" = one threshold); with
-    `keep_stream`, only channels inside blocks go (no residual stream's)."""
+    "layerwise" = the same channel fraction in every group, "global" = one threshold, "latency" =
+    least importance per second saved in a measured latency table); with `keep_stream`, only
+    channels inside blocks go (no residual stream's)."""
 
     shrinks = True
 
@@ -30,13 +31,15 @@ class ChannelPruner(Pruner):
                  keep_stream: bool = False):
         self.name, self.allocation, self.criterion = name, allocation, criterion
         self.description, self.keep_stream = description, keep_stream
+        self.needs_latency_table = allocation == "latency"
 
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         from ..structured import prune_channels
 
         result = prune_channels(model, ctx.card.info, ctx.example_input, self.check_level(level),
                                 self.allocation, ctx.layer_cap, ctx.round_to, ctx.original,
-                                importance=self.criterion.score, keep_stream=self.keep_stream)
+                                importance=self.criterion.score, keep_stream=self.keep_stream,
+                                latency_table=ctx.latency_table)
         return Pruned(result.model, structured=result)
 
 
