@@ -71,6 +71,11 @@ class LatencyTable:
     def seconds(self, layer: str, cin: float, cout: float) -> float:
         return self.layers[layer][1].at(cin, cout)
 
+    def predict(self, model: nn.Module) -> float:
+        """Seconds the table gives `model` (this network, perhaps with fewer channels): every
+        priced layer at its present widths, summed."""
+        return sum(self.seconds(name, *widths(m)) for name, m in model.named_modules() if name in self.layers)
+
     def total(self) -> float:
         """Seconds of every layer at its full width, summed (the prunable layers' share)."""
         return sum(grid.at(*widths) for widths, grid in self.layers.values())
