@@ -18,7 +18,7 @@ from .data.calibration import calibration_images
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
-from .experiment.config import SweepConfig, validate
+from .experiment.config import SweepConfig, check_profile, validate
 from .experiment.lock import run_lock
 from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
@@ -86,14 +86,15 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
     return points, answers(points, tuple(m.text for m in run.methods), budget)
 
 
-def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None) -> dict:
-    """Prune each layer alone at every level (resumable); returns the profile (also in RUN)."""
+def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None, channels: bool = False) -> dict:
+    """Prune each layer alone at every level, or with `channels` each block's inner channels alone at
+    every channel ratio (resumable); returns the profile (also in RUN)."""
     with run_lock(out):
         run = Sweep(cfg, out, kind=SENSITIVITY)
         try:
             if on_start is not None:
-                on_start(len(sensitivity_runs.plan(run)))
-            return sensitivity_runs.run(run, on_point)
+                on_start(len(sensitivity_runs.plan(run, channels)))
+            return sensitivity_runs.run(run, on_point, channels)
         finally:
             run.store.close()
 
@@ -170,6 +171,7 @@ def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, inpu
     validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,)))
     needs_data = not spec.from_checkpoint or (not spec.is_dense and spec.pruner.needs_calibration)
     wb = Workbench(cfg, input_size, reads_data=needs_data or reads_data)
+    check_profile([] if spec.is_dense else [spec], wb.profile)
     chain = [lv for lv in cfg.levels if lv < level] if spec.recovery.chained else []
     with tempfile.TemporaryDirectory() as tmp:  # a chain's states, and retraining's, live here
         folder = RunFolder(tmp)

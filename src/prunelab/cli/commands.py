@@ -228,12 +228,17 @@ def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
 @click.argument("checkpoint", type=click.Path())
 @options(SweepConfig, only=(*DATA, "model", "prune_classifier", "batch_size", "device"))
 @click.option("--levels", default="0.2:1:0.2", show_default=True,
-              help="Sparsity levels for each layer alone, 'start:stop:step' or a list.")
+              help="Sparsity levels for each layer alone (with --channels: shares of each block's inner "
+                   "channels), 'start:stop:step' or a list.")
+@click.option("--channels/--no-channels", default=False, show_default=True,
+              help="Profile each block's inner channels removed alone, for channels-sensitivity.")
+@options(SweepConfig, only=("round_to",))
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run folder; the same command again resumes what is missing.")
-def sensitivity(checkpoint, levels, out, **given):
+def sensitivity(checkpoint, levels, channels, out, **given):
     """Prune each layer alone across levels: a curve per layer, and a profile for the
-    'sensitivity' method (sweep --methods sensitivity --sensitivity RUN)."""
+    'sensitivity' method (sweep --methods sensitivity --sensitivity RUN); with --channels, each
+    block's inner channels alone, a profile for 'channels-sensitivity'."""
     from ..experiment.sensitivity import PREFIX, most_sensitive
     from ..experiment.spec import parse_levels
     from ..report.sensitivity import plot
@@ -252,7 +257,7 @@ def sensitivity(checkpoint, levels, out, **given):
                              top1=f"{p.top1:.1f}%")
 
     try:
-        profile = api.sensitivity(cfg, Path(out), on_point, on_start)
+        profile = api.sensitivity(cfg, Path(out), on_point, on_start, channels)
     finally:
         if progress is not None:
             progress.close()

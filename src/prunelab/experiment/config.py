@@ -94,12 +94,30 @@ def _check_quantized_recipe(rc: RecoveryConfig) -> None:
             raise PrunelabError(f"{' with '.join(flags)}: {exc}") from None
 
 
+def check_profile(methods: list[MethodSpec], profile: dict | None) -> None:
+    """A sensitivity profile of the kind each method reads: channel methods a channel profile
+    (`prunelab sensitivity --channels`), mask methods one of single weights."""
+    unit = (profile or {}).get("unit", "weights")  # profiles from before channels were of weights
+    for m in methods:
+        if profile is None or not m.pruner.needs_profile:
+            continue
+        if m.pruner.shrinks and unit != "channels":
+            raise PrunelabError(f"the profile given is one of single weights; {m.pruner.name} reads a "
+                                f"channel profile: run 'prunelab sensitivity CHECKPOINT --channels --out "
+                                f"RUN' and pass --sensitivity RUN")
+        if not m.pruner.shrinks and unit != "weights":
+            raise PrunelabError(f"the profile given is one of channels; {m.pruner.name} reads one of single "
+                                f"weights: run 'prunelab sensitivity CHECKPOINT --out RUN' (no --channels)")
+
+
 def validate(cfg: SweepConfig) -> list[MethodSpec]:
     """Refuse, in one line and before any work, what cannot run; returns the parsed methods."""
     methods = cfg.method_specs()
-    if any(m.pruner.needs_profile for m in methods) and not cfg.sensitivity:
-        raise PrunelabError("the sensitivity method needs a sensitivity profile: run "
-                            "'prunelab sensitivity CHECKPOINT --out RUN' and pass --sensitivity RUN")
+    for m in methods:
+        if m.pruner.needs_profile and not cfg.sensitivity:
+            kind = " --channels" if m.pruner.shrinks else ""
+            raise PrunelabError(f"the {m.pruner.name} method needs a sensitivity profile: run 'prunelab "
+                                f"sensitivity CHECKPOINT{kind} --out RUN' and pass --sensitivity RUN")
     if any(m.pruner.needs_latency_table for m in methods) and not cfg.latency_table:
         raise PrunelabError("the latency methods need a latency table of the network in the target "
                             "runtime: run 'prunelab latency-table CHECKPOINT --out FILE' and pass "

@@ -1,4 +1,5 @@
-"""Layer sensitivity: prune each layer alone across levels; the profile guides per-layer ratios."""
+"""Layer sensitivity: prune each layer alone across levels (or, for channel methods, each block's
+inner channels alone across channel ratios); the profile guides per-layer ratios."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import PrunelabError
-from ..pruning import PRUNERS, MaskPruner, PruneContext
+from ..pruning import PRUNERS, MaskPruner, PruneContext, Pruned, Pruner
 from ..pruning.masks import Masks
 from ..recovery import RECOVERIES
 from .point import run_point
@@ -34,26 +35,59 @@ class OneLayer(MaskPruner):
         return PRUNERS.get("layerwise").masks(weights, level, ctx)
 
 
-def layer_method(layer: str) -> MethodSpec:
-    return MethodSpec(PREFIX + layer, OneLayer(layer), RECOVERIES.get("none"))
+class OneGroup(Pruner):
+    """Removes a share of one group's channels alone, lowest group L1 first (the channel methods'
+    criterion); its level is that share of the group's channels."""
+
+    shrinks = True
+
+    def __init__(self, root: str):
+        self.root, self.name = root, PREFIX + root
+        self.description = f"lowest group L1 channels of the group rooted at {root} only"
+
+    def prune(self, model, level: float, ctx: PruneContext) -> Pruned:
+        from ..pruning.methods.channels_group import GROUP_L1
+        from ..pruning.structured import prune_group
+
+        result = prune_group(model, ctx.card.info, ctx.example_input, self.root, self.check_level(level),
+                             GROUP_L1.score, ctx.round_to)
+        return Pruned(result.model, structured=result)
 
 
-def plan(sweep: Sweep) -> list[tuple[str, float]]:
+def layer_method(layer: str, channels: bool = False) -> MethodSpec:
+    pruner = OneGroup(layer) if channels else OneLayer(layer)
+    return MethodSpec(PREFIX + layer, pruner, RECOVERIES.get("none"))
+
+
+def units(sweep: Sweep, channels: bool) -> list[str]:
+    """What is profiled, in network order: the prunable weights, or the roots of the groups of
+    channels inside blocks (those the channel methods that keep the residual streams remove)."""
+    if not channels:
+        return list(sweep.workbench.prunable)
+    from ..pruning.structured import channel_groups
+
+    wb = sweep.workbench
+    return [root for root, (_, stream) in channel_groups(wb.model, wb.card.info, wb.ctx.example_input).items()
+            if not stream]
+
+
+def plan(sweep: Sweep, channels: bool = False) -> list[tuple[str, float]]:
     """(layer, level) pairs still missing from the store, in network order."""
     done = sweep.store.keys()
-    return [(layer, lv) for layer in sweep.workbench.prunable for lv in sweep.cfg.levels
+    return [(layer, lv) for layer in units(sweep, channels) for lv in sweep.cfg.levels
             if (PREFIX + layer, level_key(lv), 0) not in done]
 
 
-def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None) -> dict:
-    """Compute every missing one-layer point (resumable), then write and return the profile."""
+def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None, channels: bool = False) -> dict:
+    """Compute every missing one-layer (or one-group, `channels`) point (resumable), then write and
+    return the profile."""
     if sweep.kind != SENSITIVITY:  # its store would hold one-layer points among a sweep's for good
         raise PrunelabError(f"a sensitivity run needs a Sweep opened for one (kind='{SENSITIVITY}'), "
                             f"not a {sweep.kind}")
     if (DENSE, 0, 0) not in sweep.store.keys():
         sweep.store.add(sweep.point(DENSE, 0.0, 0))
-    for layer, level in plan(sweep):
-        point = run_point(layer_method(layer), level, 0, sweep.workbench, sweep.folder)
+    for layer, level in plan(sweep, channels):
+        point = run_point(layer_method(layer, channels), level, 0, sweep.workbench, sweep.folder)
         sweep.store.add(point)
         if on_point is not None:
             on_point(point)
@@ -63,10 +97,9 @@ def run(sweep: Sweep, on_point: Callable[[Point], None] | None = None) -> dict:
     for p in points:
         if p.method.startswith(PREFIX):
             layers.setdefault(p.method[len(PREFIX):], []).append([p.target_sparsity, p.top1])
-    prunable = sweep.workbench.prunable
     profile = {"model": sweep.workbench.card.model, "dense_top1": dense.top1, "test_images": dense.n_images,
-               "prune_classifier": sweep.cfg.prune_classifier,
-               "layers": {n: sorted(layers[n]) for n in prunable if n in layers}}
+               "prune_classifier": sweep.cfg.prune_classifier, "unit": "channels" if channels else "weights",
+               "layers": {n: sorted(layers[n]) for n in units(sweep, channels) if n in layers}}
     write_text(sweep.folder.root / PROFILE_FILE, json.dumps(profile, indent=1) + "\n")
     return profile
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import distributed
-from .config import SweepConfig, validate
+from .config import SweepConfig, check_profile, validate
 from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
 from .runfolder import RunFolder, write_text
@@ -69,6 +69,7 @@ class Sweep:
         self.kind = kind or (SWEEP if cfg.methods else SENSITIVITY)
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg)
+        check_profile(self.methods, self.workbench.profile)
         self.fingerprint = fingerprint(self.workbench)
         _ = self.workbench.dense_macs  # counted once, here: the counter's first use costs most of a second
         if any(m.pruner.needs_calibration for m in self.methods):

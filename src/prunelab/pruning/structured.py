@@ -85,6 +85,7 @@ class _Group:
     importance: torch.Tensor  # (channels,)
     deps: list[tuple[str, str, np.ndarray, np.ndarray]]
     saved: np.ndarray | None = None  # seconds saved by removing k channels, k = 0..channels (a table's)
+    tolerance: tuple[np.ndarray, np.ndarray] | None = None  # (top-1 drops, channel ratios) it tolerates
 
     @property
     def stream(self) -> bool:
@@ -229,6 +230,43 @@ def latency_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[
     return counts
 
 
+def sensitivity_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
+    """Every group the share of its channels its own curve tolerates for one allowed drop of
+    top-1, `ratio` x the largest drop profiled (a channel sensitivity profile's, `_Group.tolerance`):
+    the groups whose removal costs least lose most."""
+    most = max(float(g.tolerance[0][-1]) for g in groups)
+    out = []
+    for g in groups:
+        drops, ratios = g.tolerance
+        out.append(math.floor(float(np.interp(ratio * most, drops, ratios)) * g.channels + 1e-9))
+    return out
+
+
+def _tolerances(groups: list[_Group], profile: dict, keep_stream: bool) -> None:
+    """Give every group its tolerance from `profile` (channel ratio -> top-1 of that group pruned
+    alone): for each drop of top-1 reached along its curve (top-1 made non-increasing), the largest
+    profiled ratio within it; a drop between two of them allows a ratio between theirs."""
+    if profile.get("unit") != "channels":
+        raise PrunelabError("the profile given is one of single weights; channel methods read a "
+                            "channel profile: run 'prunelab sensitivity CHECKPOINT --channels --out RUN' "
+                            "and pass --sensitivity RUN")
+    dense = float(profile["dense_top1"])
+    for g in groups:
+        if keep_stream and g.stream:
+            g.tolerance = (np.array([0.0, 1.0]), np.array([0.0, 0.0]))
+            continue
+        if g.root not in profile["layers"]:
+            raise PrunelabError(f"the channel profile has no curve for '{g.root}'; profile the same "
+                                f"model with 'prunelab sensitivity --channels'")
+        points, low = [], dense  # (drop of top-1 so far along the curve, channel ratio)
+        for r, acc in sorted((float(r), float(a)) for r, a in profile["layers"][g.root]):
+            low = min(low, acc)
+            points.append((dense - low, r))
+        drops = sorted({0.0} | {d for d, _ in points})
+        ratios = [max([r for d, r in points if d <= x] + [0.0]) for x in drops]
+        g.tolerance = (np.array(drops), np.array(ratios))
+
+
 def _price_groups(net: nn.Module, groups: list[_Group], table) -> None:
     """Give every group the seconds removing its channels saves, from `table` (each layer at its
     present widths, less the group's share of them)."""
@@ -250,7 +288,8 @@ def _price_groups(net: nn.Module, groups: list[_Group], table) -> None:
         g.saved = saved
 
 
-CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts, "latency": latency_counts}
+CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts, "latency": latency_counts,
+                       "sensitivity": sensitivity_counts}
 
 
 def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
@@ -298,7 +337,8 @@ class Structured:
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
                    allocation: str = "layerwise", layer_cap: float | None = None,
                    round_to: int | None = None, original: dict[str, int] | None = None,
-                   importance=filter_l1, keep_stream: bool = False, latency_table=None) -> Structured:
+                   importance=filter_l1, keep_stream: bool = False, latency_table=None,
+                   profile: dict | None = None) -> Structured:
     """Remove whole filters/channels (lowest filter L1 first) until `sparsity` of the prunable
     weights are gone; residual-coupled channels go together (Torch-Pruning's dependency graph).
 
@@ -313,14 +353,17 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         example_input: (1, C, H, W) input for tracing, on the model's device.
         sparsity: the level, in [0, 1].
         allocation: "layerwise" (the same channel fraction in every group), "global" (one
-            threshold on mean-normalised filter norms across groups) or "latency" (the channels
-            giving up least importance per second saved, priced by `latency_table`).
+            threshold on mean-normalised filter norms across groups), "latency" (the channels
+            giving up least importance per second saved, priced by `latency_table`) or
+            "sensitivity" (each group what its own curve in `profile` tolerates for one drop).
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
             that many (a group already at one multiple keeps it).
         importance: group -> (channels,) scores, low = removed first (default: filter L1).
         keep_stream: remove no channel of a residual stream (only channels inside blocks go).
         latency_table: a `measure.latency_table.LatencyTable` of the network, for "latency".
+        profile: a channel sensitivity profile (`prunelab sensitivity --channels`), for
+            "sensitivity".
         original: prunable weight name -> size in the network the level is counted against, when
             `model` is already a channel-pruned copy of it (an iterative chain's step): only the
             share still missing is removed, and `achieved`/`layers` count against `original`.
@@ -338,8 +381,6 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
         raise PrunelabError(f"round_to must be a positive integer, got {round_to!r}")
     net = make_prunable(copy.deepcopy(model).eval(), example_input)
-    with torch.no_grad():
-        reference_shape = net(example_input).shape
     prunable = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
     base = prunable if original is None else original
     # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
@@ -350,12 +391,26 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
             raise PrunelabError("the latency allocation needs a latency table: measure one with 'prunelab "
                                 "latency-table CHECKPOINT --out FILE' and pass --latency-table FILE")
         _price_groups(net, groups, latency_table)
+    if allocation == "sensitivity":
+        if profile is None:
+            raise PrunelabError("the sensitivity allocation needs a channel profile: run 'prunelab "
+                                "sensitivity CHECKPOINT --channels --out RUN' and pass --sensitivity RUN")
+        _tolerances(groups, profile, keep_stream)
     def chosen(r: float) -> list[np.ndarray]:
         return _allocate(groups, r, counts_of, cap, round_to, keep_stream)
 
     ratio = _search(lambda r: _removed_fraction(net, prunable, groups, chosen(r)), target)
-    kept_outputs = _kept_outputs(net, groups, chosen(ratio))
-    channels = _cut(net, dg, groups, chosen(ratio))
+    return _surgery(net, dg, groups, chosen(ratio), info, example_input, base, sparsity, ratio)
+
+
+def _surgery(net: nn.Module, dg, groups: list[_Group], chosen: list[np.ndarray], info: ModelInfo,
+             example_input: torch.Tensor, base: dict[str, int], requested: float, ratio: float) -> Structured:
+    """Remove `chosen` channels of `net` (in place), check the result still runs to the same output
+    shape, and count what went against `base`."""
+    with torch.no_grad():
+        reference_shape = net(example_input).shape
+    kept_outputs = _kept_outputs(net, groups, chosen)
+    channels = _cut(net, dg, groups, chosen)
     try:
         with torch.no_grad():
             shape = net(example_input).shape
@@ -367,7 +422,35 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     after = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
     layers = {k: (n - after[k], n) for k, n in base.items()}
     achieved = 1.0 - sum(after.values()) / sum(base.values())
-    return Structured(net.eval(), sparsity, achieved, ratio, layers, channels, kept_outputs)
+    return Structured(net.eval(), requested, achieved, ratio, layers, channels, kept_outputs)
+
+
+def channel_groups(model: nn.Module, info: ModelInfo, example_input: torch.Tensor
+                   ) -> dict[str, tuple[int, bool]]:
+    """Every group of coupled channels of `model`: root -> (channels, whether a residual stream)."""
+    net = make_prunable(copy.deepcopy(model).eval(), example_input)
+    _, groups = _build_graph(net, info, example_input, lambda group: torch.zeros(len(group[0].idxs)))
+    return {g.root: (g.channels, g.stream) for g in groups}
+
+
+def prune_group(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, root: str, ratio: float,
+                importance=filter_l1, round_to: int | None = None) -> Structured:
+    """Remove `ratio` of one group's channels (the group rooted at `root`), lowest importance first,
+    and nothing else: a point of a channel sensitivity profile. Its `requested` is `ratio`."""
+    ratio = check_sparsity(ratio, "channel ratio")
+    net = make_prunable(copy.deepcopy(model).eval(), example_input)
+    base = {k: w.numel() for k, w in prunable_weights(net, info.classifier).items()}
+    dg, groups = _build_graph(net, info, example_input, importance)
+    if root not in {g.root for g in groups}:
+        raise PrunelabError(f"'{root}' roots no group of channels of this model; groups: "
+                            f"{', '.join(g.root for g in groups[:4])}, ...")
+    chosen = []
+    for g in groups:
+        k = math.floor(ratio * g.channels + 1e-9) if g.root == root else 0
+        k = _round(g.channels, k, g.channels - 1, round_to)
+        chosen.append(torch.topk(g.importance, k, largest=False).indices.sort().values.numpy()
+                      if k else np.zeros(0, dtype=np.int64))
+    return _surgery(net, dg, groups, chosen, info, example_input, base, ratio, ratio)
 
 
 def _kept_outputs(net: nn.Module, groups: list[_Group], chosen: list[np.ndarray]) -> dict[str, np.ndarray]:

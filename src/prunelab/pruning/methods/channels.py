@@ -22,8 +22,9 @@ FILTER_L1 = GROUP_CRITERIA.register(GroupCriterion(
 class ChannelPruner(Pruner):
     """Removes channels until the level's share of the prunable weights is gone (`allocation`:
     "layerwise" = the same channel fraction in every group, "global" = one threshold, "latency" =
-    least importance per second saved in a measured latency table); with `keep_stream`, only
-    channels inside blocks go (no residual stream's)."""
+    least importance per second saved in a measured latency table, "sensitivity" = what each group's
+    own curve in a channel profile tolerates); with `keep_stream`, only channels inside blocks go
+    (no residual stream's)."""
 
     shrinks = True
 
@@ -32,6 +33,7 @@ class ChannelPruner(Pruner):
         self.name, self.allocation, self.criterion = name, allocation, criterion
         self.description, self.keep_stream = description, keep_stream
         self.needs_latency_table = allocation == "latency"
+        self.needs_profile = allocation == "sensitivity"
 
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         from ..structured import prune_channels
@@ -39,7 +41,7 @@ class ChannelPruner(Pruner):
         result = prune_channels(model, ctx.card.info, ctx.example_input, self.check_level(level),
                                 self.allocation, ctx.layer_cap, ctx.round_to, ctx.original,
                                 importance=self.criterion.score, keep_stream=self.keep_stream,
-                                latency_table=ctx.latency_table)
+                                latency_table=ctx.latency_table, profile=ctx.profile)
         return Pruned(result.model, structured=result)
 
 

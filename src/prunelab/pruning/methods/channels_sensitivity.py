@@ -1,0 +1,19 @@
+"""Channels inside blocks, each block losing what its own curve tolerates: a channel sensitivity
+profile (`prunelab sensitivity --channels`: every block's inner channels removed alone at several
+ratios) sets one allowed drop of top-1 for all blocks, found so that the level's weights go;
+within a block the lowest group L1 go first. With or without the least-squares refit."""
+
+from __future__ import annotations
+
+from ..base import PRUNERS
+from .channels import ChannelPruner
+from .channels_group import GROUP_L1
+from .channels_rec import Reconstructed
+
+PRUNERS.register(ChannelPruner("channels-sensitivity", "sensitivity", GROUP_L1,
+                               "remove the channels inside blocks of lowest group L1, each block the share "
+                               "its own curve in a channel profile tolerates (--sensitivity)",
+                               keep_stream=True))
+PRUNERS.register(Reconstructed("channels-rec-sensitivity", "sensitivity", GROUP_L1,
+                               "channels-sensitivity, then refitted by least squares as channels-rec",
+                               keep_stream=True))
