@@ -25,28 +25,12 @@ import time
 from pathlib import Path
 
 import torch
+from matching import closest_level
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINTS = {"resnet56": SHARED / "models/cifar10/resnet56-4bfd9763.th",
                "resnet20": SHARED / "models/cifar10/resnet20-12fca82f.th"}
 DATA = SHARED / "data/cifar10/cifar10_subset.npz"
-
-
-def matched(method: str, model, wb, target: float, predict) -> tuple[float, float]:
-    """(level, predicted seconds) of `method` closest to `target` predicted seconds."""
-    from prunelab.pruning import PRUNERS
-    from prunelab.pruning.methods.channels import ChannelPruner
-
-    pruner = PRUNERS.get(method)
-    shapes = ChannelPruner(pruner.name, pruner.allocation, pruner.criterion, "", pruner.keep_stream)
-    lo, hi, best = 0.0, 0.95, None
-    for _ in range(12):
-        level = (lo + hi) / 2
-        seconds = predict(shapes.prune(copy.deepcopy(model), level, wb.ctx).model)
-        if best is None or abs(seconds - target) < abs(best[1] - target):
-            best = (level, seconds)
-        lo, hi = (level, hi) if seconds > target else (lo, level)
-    return best
 
 
 def main() -> int:
@@ -100,8 +84,9 @@ def main() -> int:
         for method in methods:  # each at the reference's predicted latency at `level`
             key = f"{method}@{level:g}"
             start = time.perf_counter()
-            at = level if method == methods[0] else matched(
-                method, model, wb, results[f"{methods[0]}@{level:g}"]["predicted_ms"] / 1e3, table.predict)[0]
+            at = level if method == methods[0] else closest_level(
+                method, model, wb.ctx, results[f"{methods[0]}@{level:g}"]["predicted_ms"] / 1e3,
+                table.predict, steps=12)[0]
             nets[key] = PRUNERS.get(method).prune(copy.deepcopy(model), at, wb.ctx).model
             if key not in results:
                 results[key] = {**measure(nets[key]), "level": at, "seconds": time.perf_counter() - start}

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from matching import closest_level
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHECKPOINT = SHARED / "models/cifar10/resnet56-4bfd9763.th"
@@ -45,22 +46,11 @@ def peer(model, ratio: float, example) -> torch.nn.Module:
 
 
 def matched(method: str, model, wb, target_macs: int, counted) -> tuple[torch.nn.Module, float, int]:
-    """`method`'s network at the level whose MACs come closest to `target_macs` (the level found
-    with the method's channel choice alone: a reconstruction changes weights, not shapes)."""
+    """`method`'s network at the level whose MACs come closest to `target_macs`."""
     from prunelab.pruning import PRUNERS
-    from prunelab.pruning.methods.channels import ChannelPruner
 
-    pruner = PRUNERS.get(method)
-    shapes = ChannelPruner(pruner.name, pruner.allocation, pruner.criterion, "", pruner.keep_stream)
-    lo, hi, best = 0.0, 0.95, None
-    for _ in range(14):
-        level = (lo + hi) / 2
-        n = counted(shapes.prune(copy.deepcopy(model), level, wb.ctx).model)
-        if best is None or abs(n - target_macs) < abs(best[1] - target_macs):
-            best = (level, n)
-        lo, hi = (level, hi) if n > target_macs else (lo, level)
-    level, n = best
-    return pruner.prune(copy.deepcopy(model), level, wb.ctx).model, level, n
+    level, n = closest_level(method, model, wb.ctx, target_macs, counted)
+    return PRUNERS.get(method).prune(copy.deepcopy(model), level, wb.ctx).model, level, int(n)
 
 
 def main() -> int:

@@ -5,15 +5,8 @@ within a block the lowest group L1 go first. With or without the least-squares r
 
 from __future__ import annotations
 
-from ..base import PRUNERS
-from .channels import ChannelPruner
-from .channels_group import GROUP_L1
-from .channels_rec import Reconstructed
+from .channels_rec import register_inner_pair
 
-PRUNERS.register(ChannelPruner("channels-sensitivity", "sensitivity", GROUP_L1,
-                               "remove the channels inside blocks of lowest group L1, each block the share "
-                               "its own curve in a channel profile tolerates (--sensitivity)",
-                               keep_stream=True))
-PRUNERS.register(Reconstructed("channels-rec-sensitivity", "sensitivity", GROUP_L1,
-                               "channels-sensitivity, then refitted by least squares as channels-rec",
-                               keep_stream=True))
+register_inner_pair("sensitivity", "sensitivity",
+                    "remove the channels inside blocks of lowest group L1, each block the share its own "
+                    "curve in a channel profile tolerates (--sensitivity)")
