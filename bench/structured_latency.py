@@ -96,9 +96,22 @@ def main() -> int:
         timed = latencies(nets, shape, batch, args.threads, repeats=repeats, runtime="onnxruntime")
         for key, t in timed.items():
             results[key][f"ms_b{batch}"] = 1e3 * t.median
+    for key, net in nets.items():
+        results[key]["inner_widths_pct"] = inner_widths(net, model)
     file.write_text(json.dumps(results, indent=2) + "\n")
     report(results, methods)
     return 0
+
+
+def inner_widths(net: torch.nn.Module, dense: torch.nn.Module) -> str:
+    """Mean kept share of each stage's inner channels (every block's first conv against the dense
+    one), stage by stage: where a method took its channels."""
+    convs = dict(dense.named_modules())
+    stages: dict[str, list[float]] = {}
+    for name, module in net.named_modules():
+        if name.count(".") == 2 and name.endswith(".conv1"):
+            stages.setdefault(name.split(".")[0], []).append(module.out_channels / convs[name].out_channels)
+    return "/".join(f"{100 * sum(v) / len(v):.0f}" for v in stages.values())
 
 
 def report(results: dict, methods: list[str]) -> None:
@@ -106,16 +119,19 @@ def report(results: dict, methods: list[str]) -> None:
     print(f"\ncorrect of {dense['n']:,} (dense {dense['correct']}); each row at the latency the table "
           f"predicts for {methods[0]} at the level after '@'; onnxruntime, median ms (x faster than dense), "
           f"side by side:\n")
-    print("| network | level | MACs (fewer) | table's ms | b1 ms | b64 ms | correct / +bn |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| network | level | inner widths kept by stage (%) | MACs (fewer) | table's ms | b1 ms | b64 ms "
+          "| correct / +bn |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, r in results.items():
         if key == "dense":
             continue
         b1, b64 = r["ms_b1"], r["ms_b64"]
-        print(f"| {key} | {100 * r['level']:.1f}% | {dense['macs'] / r['macs']:.2f}x | "
+        print(f"| {key} | {100 * r['level']:.1f}% | {r['inner_widths_pct']} | "
+              f"{dense['macs'] / r['macs']:.2f}x | "
               f"{r['predicted_ms']:.3f} | {b1:.3f} ({dense['ms_b1'] / b1:.2f}x) | "
               f"{b64:.2f} ({dense['ms_b64'] / b64:.2f}x) | {r['correct']} / {r['correct_bn']} |")
-    print(f"| dense | 0% | 1.00x | {dense['predicted_ms']:.3f} | {dense['ms_b1']:.3f} | "
+    print(f"| dense | 0% | {dense['inner_widths_pct']} | 1.00x | {dense['predicted_ms']:.3f} | "
+          f"{dense['ms_b1']:.3f} | "
           f"{dense['ms_b64']:.2f} | {dense['correct']} |")
 
 
