@@ -85,7 +85,7 @@ def test_file_reads_back_bit_exactly_and_smaller_than_sparse(pruned80, tmp_path)
         size = save_quantized(tmp_path / f"{text}.q", pruned80, CARD, spec)
         back, card = load_quantized(tmp_path / f"{text}.q")
         assert card.model == "resnet20"
-        reference = dequantized(masked_resnet20(0.8), spec).eval()
+        reference = dequantized(masked_resnet20(0.8), spec, fold=True).eval()
         with torch.inference_mode():
             assert torch.equal(back(x), reference(x)), text
         assert size < sparse
@@ -93,12 +93,44 @@ def test_file_reads_back_bit_exactly_and_smaller_than_sparse(pruned80, tmp_path)
         assert 0.5 < size / floor.per_layer < 1.5, (text, size, floor)
 
 
+def with_statistics(model):
+    """`model` with batch-norm scales, shifts and statistics of a trained network's sizes."""
+    g = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data, m.bias.data = 0.5 + torch.rand(n, generator=g), 0.1 * torch.randn(n, generator=g)
+            m.running_mean = 0.5 * torch.randn(n, generator=g)
+            m.running_var = 0.5 + torch.rand(n, generator=g)
+    return model
+
+
+def test_file_folds_batch_norms_into_scale_and_shift_once(tmp_path):
+    spec = QuantSpec.parse("kmeans4")
+    model = with_statistics(masked_resnet20(0.8))
+    unfolded = dequantized(with_statistics(masked_resnet20(0.8)), spec).eval()
+    save_quantized(tmp_path / "m.q", model, CARD, spec)
+    back, _ = load_quantized(tmp_path / "m.q")
+    state = back.state_dict()
+    assert all(torch.equal(state[k], torch.zeros_like(state[k])) for k in state if k.endswith("running_mean"))
+    assert all(torch.equal(state[k], torch.ones_like(state[k])) for k in state if k.endswith("running_var"))
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        a, b = unfolded(x), back(x)
+    assert not torch.equal(a, b) and (a - b).abs().max() < 1e-2 * a.abs().max()  # float16 rounding only
+    again = quantize_model(back, spec, fold=True).state_dict()
+    assert all(torch.equal(again[k], state[k]) for k in state)  # folding a folded network: nothing moves
+    plain = quantize_model(model, spec)  # training keeps the statistics: unfolded unless asked
+    assert not plain.folded and torch.equal(torch.from_numpy(plain.rest["bn1.running_var"]).float(),
+                                            model.bn1.running_var.half().float())
+
+
 def test_export_model_checks_the_file_against_the_quantized_network(pruned80, tmp_path):
     spec = QuantSpec.parse("kmeans3")
     done = export_model(pruned80, CARD, get_format("quantized", False, spec), tmp_path / "m.q", (3, 32, 32))
     assert done.max_abs_diff > 0  # the float model is not what the file holds ...
-    done = export_model(dequantized(masked_resnet20(0.8), spec), CARD, get_format("quantized", False, spec),
-                        tmp_path / "m.q", (3, 32, 32))
+    held = dequantized(masked_resnet20(0.8), spec, fold=True)
+    done = export_model(held, CARD, get_format("quantized", False, spec), tmp_path / "m.q", (3, 32, 32))
     assert done.max_abs_diff == 0 and done.floor is not None  # ... its quantized network is, bit for bit
 
 
@@ -285,7 +317,7 @@ def test_recovered_quantized_points_keep_their_file(quant_run, digits_checkpoint
     assert (tmp_path / "m.q").read_bytes() == kept.read_bytes()
     plain_net = point_model(out, "global@kmeans2", 0.8)[0].model.state_dict()
     moved = {n for n, t in model.state_dict().items() if not torch.equal(t.float(), plain_net[n].float())}
-    assert any(n.endswith("running_mean") for n in moved)  # batch norm re-estimated (or retrained)
+    assert {"bn1.weight", "bn1.bias"} <= moved  # batch norm re-estimated (or retrained), then folded
     assert any(n.endswith("conv1.weight") for n in moved) == (after == "ft")  # weights: only tuning
 
 

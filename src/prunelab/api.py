@@ -184,7 +184,7 @@ def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, inpu
     # format a file reloads into (retraining leaves it channels_last).
     model = copy.deepcopy(pruned.model).cpu().eval().to(memory_format=torch.contiguous_format)
     if method.quant is not None:
-        model = dequantized(model, method.quant)
+        model = dequantized(model, method.quant, fold=True)  # what its file will hold
     return Pruned(model, pruned.masks, pruned.structured), wb.card, wb.input_shape
 
 

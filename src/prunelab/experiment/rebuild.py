@@ -72,7 +72,7 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
     spec = MethodSpec.parse(method, allow_dense=True)
     if spec.quant is not None and not spec.keeps_model:  # its base's network, quantized as the sweep did
         base, card, shape = point_model(run, spec.base.text, level, seed)
-        return Pruned(dequantized(base.model, spec.quant), base.masks), card, shape
+        return Pruned(dequantized(base.model, spec.quant, fold=True), base.masks), card, shape
     if "input_shape" in config:
         shape = tuple(config["input_shape"])
     else:  # runs from before the shape was saved: read it off the data

@@ -1,6 +1,7 @@
 """A whole model quantized: every conv/linear weight's nonzeros as codes (`Quantized`), every other
-floating tensor (batch norm, biases) as float16. `QuantizedModel.state_dict()` is the network the
-file holds, used both to measure a quantized point and to load its file."""
+floating tensor (batch norm, biases) as float16, and for the file each batch norm folded to a scale
+and a shift. `QuantizedModel.state_dict()` is the network it holds, used both to measure a
+quantized point and to load its file."""
 
 from __future__ import annotations
 
@@ -30,12 +31,15 @@ class QuantizedModel:
         rest: tensor name -> every other tensor, floating ones as float16, in state-dict order
             together with `coded` (`order`).
         order: the state dict's names, in order.
+        folded: the batch norms whose statistics were folded into their scale and shift (their
+            running mean and variance are then the constants 0 and 1, and carry nothing).
     """
 
     spec: QuantSpec
     coded: dict[str, Quantized]
     rest: dict[str, np.ndarray]
     order: list[str]
+    folded: tuple[str, ...] = ()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The decoded tensors, float32 where floating."""
@@ -47,8 +51,26 @@ class QuantizedModel:
         return state
 
 
-def quantize_model(model: nn.Module, spec: QuantSpec) -> QuantizedModel:
-    """Quantize `model`'s conv/linear weights by `spec`, the rest to float16."""
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _fold(rest: dict[str, np.ndarray], prefix: str, eps: float) -> None:
+    """Fold one batch norm's float16 statistics into its scale and shift, in place: in eval mode
+    the network computes the same function up to float16 rounding, with mean 0 and variance 1.
+    Folding a folded batch norm changes nothing (a decoded model quantizes to the same values)."""
+    g, b, m, v = (rest[f"{prefix}.{k}"].astype(np.float64) for k in ("weight", "bias", "running_mean",
+                                                                       "running_var"))
+    inv = 1.0 / np.sqrt(v + eps)
+    rest[f"{prefix}.weight"] = (g * (np.sqrt(1.0 + eps) * inv)).astype(np.float16)
+    rest[f"{prefix}.bias"] = (b - m * g * inv).astype(np.float16)
+    rest[f"{prefix}.running_mean"] = np.zeros_like(m, dtype=np.float16)
+    rest[f"{prefix}.running_var"] = np.ones_like(v, dtype=np.float16)
+
+
+def quantize_model(model: nn.Module, spec: QuantSpec, fold: bool = False) -> QuantizedModel:
+    """Quantize `model`'s conv/linear weights by `spec`, the rest to float16; with `fold`, every
+    batch norm with an affine scale and running statistics folded as the file stores it (only for
+    a network that is final: in training mode a folded batch norm is another function)."""
     names = quantized_names(model)
     coded, rest, order = {}, {}, []
     for name, t in model.state_dict().items():
@@ -61,10 +83,16 @@ def quantize_model(model: nn.Module, spec: QuantSpec) -> QuantizedModel:
             coded[name] = spec.quantizer.quantize(a, spec.bits)
         else:
             rest[name] = a.astype(np.float16) if a.dtype.kind == "f" else a
-    return QuantizedModel(spec, coded, rest, order)
+    norms = {n: m for n, m in model.named_modules()
+             if fold and isinstance(m, BATCH_NORMS) and m.affine and m.running_var is not None}
+    for prefix, norm in norms.items():
+        _fold(rest, prefix, norm.eps)
+    folded = tuple(norms)
+    return QuantizedModel(spec, coded, rest, order, folded)
 
 
-def dequantized(model: nn.Module, spec: QuantSpec) -> nn.Module:
-    """`model` with its weights replaced by what `spec` makes of them (in place; returned)."""
-    model.load_state_dict(quantize_model(model, spec).state_dict())
+def dequantized(model: nn.Module, spec: QuantSpec, fold: bool = False) -> nn.Module:
+    """`model` with its weights replaced by what `spec` makes of them (in place; returned); with
+    `fold`, the network its file holds (batch norms folded)."""
+    model.load_state_dict(quantize_model(model, spec, fold).state_dict())
     return model

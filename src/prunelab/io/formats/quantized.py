@@ -1,5 +1,6 @@
 """The pruned and quantized file: per conv/linear weight a bitmask of its nonzeros, their codes and
-the scheme's float16 table (codebook or scales), every other tensor in float16; compressed. It
+the scheme's float16 table (codebook or scales), every batch norm folded to a float16 scale and
+shift, every other tensor in float16; compressed. It
 reads back as exactly the network the sweep measured for the point (`QuantizedModel`)."""
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, s
     compressed), then the LZMA streams of masks, codes, tables and the other tensors, in that
     order. Registry shapes only (masked models): channel-pruned networks are not quantized.
     """
-    entries, raw = _pack(quantize_model(model, spec))
+    entries, raw = _pack(quantize_model(model, spec, fold=True))
     streams = {k: lzma.compress(v, **_LZMA) for k, v in raw.items()}
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
               "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
@@ -114,8 +115,10 @@ def load_quantized(path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
 
 
 def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
-    """Theory: nonzeros x bits + the masks' entropy + the tables and the other tensors at 16 bits."""
-    q = quantize_model(model, spec)
+    """Theory: nonzeros x bits + the masks' entropy + the tables and the other tensors at 16 bits
+    (a folded batch norm's constant statistics at none)."""
+    q = quantize_model(model, spec, fold=True)
+    constant = {f"{p}.{k}" for p in q.folded for k in ("running_mean", "running_var")}
     n = nnz = 0
     layer_bits = extra = 0.0
     for c in q.coded.values():
@@ -123,15 +126,15 @@ def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
         n, nnz = n + c.mask.size, nnz + k
         layer_bits += c.mask.size * entropy_bits(k / c.mask.size)
         extra += 16 * c.table.size
-    extra += sum(8 * a.nbytes for a in q.rest.values())
+    extra += sum(8 * a.nbytes for name, a in q.rest.items() if name not in constant)
     values = nnz * spec.bits + extra
     return Floor((values + n * entropy_bits(nnz / n if n else 0)) / 8, (values + layer_bits) / 8)
 
 
 class QuantizedFormat(Format):
     """The quantized file of one scheme and bit width: `get_format('quantized', channels, spec)`.
-    Quantizing is idempotent (a decoded model quantizes to the same values), so the model given
-    may be the float one or the one the point measured: the file holds the same network."""
+    Quantizing and folding are idempotent (a decoded model quantizes to the same values), so the
+    model given may be the float one or the one the point measured: the file holds the same network."""
 
     name = "quantized"
     description = "bitmask + k-bit codes of the nonzeros + codebooks/scales, compressed (method@<quant>)"
