@@ -1,7 +1,7 @@
 """The pruned and quantized file: per conv/linear weight a bitmask of its nonzeros, their codes and
 the scheme's float16 table (codebook or scales), every batch norm folded to a float16 scale and
-shift, every other tensor in float16; compressed. It
-reads back as exactly the network the sweep measured for the point (`QuantizedModel`)."""
+shift, every other tensor in float16; compressed. It reads back as exactly the network the sweep
+measured for the point (`QuantizedModel`)."""
 
 from __future__ import annotations
 

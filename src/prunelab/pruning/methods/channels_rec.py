@@ -38,10 +38,10 @@ PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L1,
                                keep_stream=True))
 
 
-def register_inner_pair(name: str, allocation: str, help: str) -> None:
+def register_inner_pair(name: str, allocation: str, description: str) -> None:
     """Register `channels-NAME` (channels inside blocks by group L1, shared out by `allocation`)
     and its refitted twin `channels-rec-NAME`."""
-    PRUNERS.register(ChannelPruner(f"channels-{name}", allocation, GROUP_L1, help, keep_stream=True))
+    PRUNERS.register(ChannelPruner(f"channels-{name}", allocation, GROUP_L1, description, keep_stream=True))
     PRUNERS.register(Reconstructed(f"channels-rec-{name}", allocation, GROUP_L1,
                                    f"channels-{name}, then refitted by least squares as channels-rec",
                                    keep_stream=True))
