@@ -84,11 +84,10 @@ def quantize_model(model: nn.Module, spec: QuantSpec, fold: bool = False) -> Qua
         else:
             rest[name] = a.astype(np.float16) if a.dtype.kind == "f" else a
     norms = {n: m for n, m in model.named_modules()
-             if fold and isinstance(m, BATCH_NORMS) and m.affine and m.running_var is not None}
+             if isinstance(m, BATCH_NORMS) and m.affine and m.running_var is not None} if fold else {}
     for prefix, norm in norms.items():
         _fold(rest, prefix, norm.eps)
-    folded = tuple(norms)
-    return QuantizedModel(spec, coded, rest, order, folded)
+    return QuantizedModel(spec, coded, rest, order, tuple(norms))
 
 
 def dequantized(model: nn.Module, spec: QuantSpec, fold: bool = False) -> nn.Module:
