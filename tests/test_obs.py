@@ -1,6 +1,7 @@
 """Second-order one-shot pruning (obs): the solver against closed forms and magnitude, exact counts
 and patterns, calibration from the training split only, kept models, one-line errors."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -172,3 +173,67 @@ def test_sequential_obs_counts_exactly_and_keeps_its_model(obs_run, tmp_path):
     pruned, _, _ = point_model(tmp_path / "seq", "obs-seq-global", 0.8)
     assert int(sum((w == 0).sum() for n, w in pruned.model.named_parameters() if n in p.layers)) == \
         p.prunable_params - p.nonzero_params
+
+
+def test_the_drift_term_fits_the_outputs_plus_what_they_should_add():
+    """With D = X̂ᵀR the corrected weights are the least-squares fit of X̂ ŵᵀ to X wᵀ + R."""
+    x = inputs(d=6)
+    x_hat = x + 0.2 * inputs(d=6, seed=3)
+    w = torch.randn(3, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    r = torch.randn(len(x), 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    n = len(x)
+    fitted = corrected(w, x_hat.T @ x_hat / n, x_hat.T @ x / n, 1e-12, drift=x_hat.T @ r / n)
+    assert torch.allclose(fitted.T, torch.linalg.lstsq(x_hat, x @ w.T + r).solution, atol=1e-8)
+
+
+def _tiny_resnet_and_images():
+    from prunelab.models import CifarResNet, ModelCard
+
+    torch.manual_seed(0)
+    net, images = CifarResNet(2), torch.randn(64, 3, 8, 8)
+    for m in net.modules():  # statistics of its own inputs, as a trained network has
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        net.train()(images)
+    card = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3)
+    return net.eval(), images, card
+
+
+def features(net, images):
+    """What the classifier of a CIFAR ResNet reads."""
+    with torch.no_grad():
+        x = nn.functional.relu(net.bn1(net.conv1(images)))
+        return net.layer3(net.layer2(net.layer1(x))).mean((2, 3))
+
+
+def test_fitting_the_residual_stream_keeps_the_features_closer_than_fitting_each_branch():
+    from prunelab.pruning import PRUNERS, PruneContext
+
+    net, images, card = _tiny_resnet_and_images()
+    dense = features(net, images)
+    errors = {}
+    for method in ("obs-seq-global", "obs-res-global"):
+        model = copy.deepcopy(net)
+        ctx = PruneContext(card, calibration=lambda: Calibration(images, batch_size=32))
+        pruned = PRUNERS.get(method).prune(model, 0.7, ctx)
+        zeros = sum(int((~m).sum()) for m in pruned.masks.values())
+        assert zeros == round(0.7 * sum(m.numel() for m in pruned.masks.values()))
+        errors[method] = float(((features(model, images) - dense) ** 2).sum())
+    assert errors["obs-res-global"] < 0.6 * errors["obs-seq-global"], errors  # 0.37-0.39 over seeds 0-2
+
+
+def test_the_drift_is_zero_where_nothing_was_pruned_and_a_net_without_blocks_is_refused():
+    net, images, card = _tiny_resnet_and_images()
+    from prunelab.models.residual import residual_blocks
+    from prunelab.pruning import PRUNERS, PruneContext
+
+    blocks = residual_blocks(net)
+    assert list(blocks) == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1"]
+    _, _, drift = Calibration(images).paired(net, copy.deepcopy(net), "layer2.0.conv2.weight",
+                                             ("layer2.0", blocks["layer2.0"]))
+    assert drift.shape == (32 * 9, 32) and float(drift.abs().max()) == 0.0
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+    ctx = PruneContext(dataclasses.replace(card, model="smallcnn"), calibration=lambda: Calibration(images))
+    with pytest.raises(PrunelabError, match="no residual blocks.*use 'obs-seq-global'"):
+        PRUNERS.get("obs-res-global").prune(plain, 0.5, ctx)

@@ -6,23 +6,13 @@ import torch
 from torch import nn
 
 from ..errors import PrunelabError
+from .residual import residual_blocks
 
 
 def residual_branch_ends(model: nn.Module) -> list[nn.BatchNorm2d]:
     """The batch norm that closes each residual branch, just before the add: bn3 of torchvision's
     Bottleneck, bn2 of its BasicBlock and of the CIFAR ResNets' BasicBlock."""
-    from torchvision.models.resnet import BasicBlock as TorchvisionBasic
-    from torchvision.models.resnet import Bottleneck
-
-    from .zoo.cifar import BasicBlock
-
-    ends = []
-    for m in model.modules():
-        if isinstance(m, Bottleneck):
-            ends.append(m.bn3)
-        elif isinstance(m, BasicBlock | TorchvisionBasic):
-            ends.append(m.bn2)
-    return ends
+    return [getattr(model.get_submodule(name), block.bn) for name, block in residual_blocks(model).items()]
 
 
 def zero_init_residual(model: nn.Module, name: str) -> None:

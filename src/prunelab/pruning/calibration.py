@@ -8,6 +8,7 @@ import hashlib
 import torch
 from torch import nn
 
+from ..models.residual import ResidualBlock
 from .obs import patches
 
 
@@ -89,25 +90,49 @@ class Calibration:
         return {w: sums[w] / max(rows[w], 1) for w in weights}
 
     @torch.no_grad()
-    def paired(self, dense: nn.Module, pruned: nn.Module, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(H, C) for one layer: H = X̂ᵀX̂ / n of its inputs in `pruned` (the layers before it pruned
+    def paired(self, dense: nn.Module, pruned: nn.Module, weight: str,
+               block: tuple[str, ResidualBlock] | None = None) -> tuple[torch.Tensor, ...]:
+        """(H, C, D) for one layer: H = X̂ᵀX̂ / n of its inputs in `pruned` (the layers before it pruned
         already) and C = X̂ᵀX / n against its inputs X in `dense`, image by image and position by
-        position (float64). Both networks run only as far as that layer."""
+        position (float64). Both networks run only as far as that layer.
+
+        With `block` (its name and parts; the layer is its last conv), D = X̂ᵀR / n, where a row of R
+        is how far the pruned network's shortcut sits from the dense one's at that output position,
+        in the conv's output units (through the dense block's last batch norm, as in eval): a fit to
+        X wᵀ + R makes the block's sum, not only its branch, what the dense block gave. Else None."""
         name = weight.removesuffix(".weight")
         layer_d, layer_p = dense.get_submodule(name), pruned.get_submodule(name)
-        h = c = None
+        sums: list[torch.Tensor] | None = None
         rows = 0
         for start in range(0, len(self.images), self.batch_size):
             batch = self.images[start:start + self.batch_size]
             x = patches(layer_d, _input_of(dense, layer_d, batch)).float()
             x_hat = patches(layer_p, _input_of(pruned, layer_p, batch)).float()
+            r = _drift(dense, pruned, *block, batch) if block is not None else None
             pick = self.pick(len(x), x.device)
             if pick is not None:
-                x, x_hat = x[pick], x_hat[pick]
-            hh, cc = (x_hat.T @ x_hat).double(), (x_hat.T @ x).double()
-            h, c = (hh, cc) if h is None else (h + hh, c + cc)
+                x, x_hat, r = x[pick], x_hat[pick], r[pick] if r is not None else None
+            terms = [x_hat.T @ x_hat, x_hat.T @ x] + ([x_hat.T @ r] if r is not None else [])
+            terms = [t.double() for t in terms]
+            sums = terms if sums is None else [a + b for a, b in zip(sums, terms, strict=True)]
             rows += x.shape[0]
-        return h / rows, c / rows
+        h, c, *d = (t / rows for t in sums)
+        return h, c, d[0] if d else None
+
+
+def _drift(dense: nn.Module, pruned: nn.Module, name: str, parts: ResidualBlock,
+           batch: torch.Tensor) -> torch.Tensor:
+    """(positions, channels): the dense block's shortcut minus the pruned one's on `batch`, divided
+    by the block's last batch-norm scale γ / σ (0 where γ is: that channel ignores its conv)."""
+    block_d, block_p = dense.get_submodule(name), pruned.get_submodule(name)
+    bn = getattr(block_d, parts.bn)
+    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+    sigma = torch.sqrt(bn.running_var + bn.eps)
+    scale = torch.where(gamma != 0, sigma / torch.where(gamma != 0, gamma, 1.0), 0.0)
+    r = (parts.shortcut_of(block_d, _input_of(dense, block_d, batch))
+         - parts.shortcut_of(block_p, _input_of(pruned, block_p, batch)))
+    r = r * scale[None, :, None, None]
+    return r.permute(0, 2, 3, 1).reshape(-1, r.shape[1]).float()
 
 
 class _Reached(Exception):

@@ -141,12 +141,17 @@ def _nm_mask(w, diag, nm: tuple[int, int]) -> torch.Tensor:
     return drop
 
 
-def corrected(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float) -> torch.Tensor:
+def corrected(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float,
+              drift: torch.Tensor | None = None) -> torch.Tensor:
     """The weights that best give, on inputs X̂, what `w` gives on inputs X: argmin ||X wᵀ - X̂ ŵᵀ||²,
     i.e. ŵ = w Cᵀ H⁻¹ with H = X̂ᵀX̂ and C = X̂ᵀX (H damped as for pruning). Sequential pruning
-    starts each layer from these, so the error the layers before it made is made up for too."""
+    starts each layer from these, so the error the layers before it made is made up for too.
+    With `drift` D = X̂ᵀR (R: what the outputs should also add), the target is X wᵀ + R instead."""
     h = h.double().clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     h += damp * float(torch.diag(h).mean()) * torch.eye(len(h), dtype=h.dtype, device=h.device)
-    return torch.linalg.solve(h, c.double() @ w.double().T).T
+    rhs = c.double() @ w.double().T
+    if drift is not None:
+        rhs = rhs + drift.double()
+    return torch.linalg.solve(h, rhs).T

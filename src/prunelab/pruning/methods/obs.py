@@ -1,9 +1,13 @@
-"""Second-order one-shot pruning (`obs`, `obs-lamp`, `obs-global`, `obs-N:M`): Optimal Brain Surgeon
+"""Second-order one-shot pruning (`obs`, `obs-lamp`, `obs-global`, `obs-seq-*`, `obs-res-global`,
+`obs-N:M`): Optimal Brain Surgeon
 layer by layer as SparseGPT solves it (Frantar & Alistarh 2022, 2023), from the inputs each layer
 sees on calibration images. Each layer's weights are pruned where that costs its output least and
 the weights it keeps are updated to make up for them, so no retraining is needed to keep much of
 the accuracy. How many weights each layer loses comes from a magnitude allocation (the same
-fraction everywhere, LAMP, or one global threshold); which ones, and the update, from OBS."""
+fraction everywhere, LAMP, or one global threshold); which ones, and the update, from OBS.
+Sequential variants fit each layer on the inputs the layers pruned before it give; `obs-res-global`
+also has each residual block's last conv make up for the drift of the shortcut it is added to
+(the residual stream carries every earlier block's error, which no branch fit alone removes)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from ...errors import PrunelabError
+from ...models.residual import ResidualBlock, residual_blocks
 from ..base import PRUNERS, PruneContext, Pruned, Pruner
 from ..obs import as_columns, corrected, from_columns, inverse_factor, sparsegpt
 
@@ -26,9 +31,9 @@ class OBS(Pruner):
     needs_calibration = True
 
     def __init__(self, name: str, description: str, counts: str | None = None,
-                 nm: tuple[int, int] | None = None, sequential: bool = False):
+                 nm: tuple[int, int] | None = None, sequential: bool = False, residual: bool = False):
         self.name, self.description, self.counts, self.nm = name, description, counts, nm
-        self.sequential = sequential
+        self.sequential, self.residual = sequential or residual, residual
         if nm is not None:
             self.fixed_level = 1.0 - nm[0] / nm[1]
 
@@ -48,6 +53,7 @@ class OBS(Pruner):
         counts = self._counts({k: p.detach() for k, p in params.items()}, level, ctx)
         if self.sequential:
             dense = copy.deepcopy(model)  # what every layer's output is to stay close to
+            closes = self._closing_convs(model) if self.residual else {}
         else:
             hessians = calibration.hessians(model, list(params))
         masks = {}
@@ -55,12 +61,21 @@ class OBS(Pruner):
             if ctx.on_layer is not None:
                 ctx.on_layer(name, i, len(params))
             if self.sequential:  # this layer's inputs now come from the layers pruned before it
-                h, c = calibration.paired(dense, model, name)
-                target = corrected(as_columns(dense.get_parameter(name).detach()), h, c, ctx.damp)
+                h, c, drift = calibration.paired(dense, model, name, closes.get(name))
+                target = corrected(as_columns(dense.get_parameter(name).detach()), h, c, ctx.damp, drift)
             else:
                 h, target = hessians[name], None
             masks[name] = self._layer(name, p, h, counts.get(name), ctx, target)
         return Pruned(model, masks)
+
+    def _closing_convs(self, model: nn.Module) -> dict[str, tuple[str, ResidualBlock]]:
+        """The last conv's weight of every residual block -> (block name, its parts)."""
+        blocks = residual_blocks(model)
+        if not blocks:
+            raise PrunelabError(f"method '{self.name}' fits the residual stream, but this network has "
+                                f"no residual blocks prunelab knows (torchvision or CIFAR ResNet blocks); "
+                                f"use '{self.name.replace('-res-', '-seq-')}'")
+        return {f"{name}.{parts.conv}.weight": (name, parts) for name, parts in blocks.items()}
 
     def _counts(self, weights: dict[str, torch.Tensor], level: float, ctx: PruneContext) -> dict[str, int]:
         """Weights to prune per layer, from the magnitude allocation this method follows."""
@@ -107,6 +122,10 @@ PRUNERS.register(OBS("obs-seq-global", "second-order as obs-global, layer after 
                                        "the inputs the pruned layers before it give, to the dense layer's "
                                        "output (slower: no Hessian is shared between levels)",
                      counts="global", sequential=True))
+PRUNERS.register(OBS("obs-res-global", "second-order as obs-seq-global, and the last conv of every residual "
+                                       "block also makes up for the residual stream's drift: fitted so the "
+                                       "block's sum, not only its branch, is what the dense block gave",
+                     counts="global", residual=True))
 PRUNERS.register(OBS("obs-seq-lamp", "second-order as obs-seq-global, each layer's share from LAMP",
                      counts="lamp", sequential=True))
 PRUNERS.register(_nm(re.fullmatch(r"obs-(\d+):(\d+)", "obs-2:4")))
