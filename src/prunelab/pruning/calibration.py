@@ -102,13 +102,19 @@ class Calibration:
         X wᵀ + R makes the block's sum, not only its branch, what the dense block gave. Else None."""
         name = weight.removesuffix(".weight")
         layer_d, layer_p = dense.get_submodule(name), pruned.get_submodule(name)
+        blocks = (dense.get_submodule(block[0]), pruned.get_submodule(block[0])) if block else None
         sums: list[torch.Tensor] | None = None
         rows = 0
         for start in range(0, len(self.images), self.batch_size):
             batch = self.images[start:start + self.batch_size]
-            x = patches(layer_d, _input_of(dense, layer_d, batch)).float()
-            x_hat = patches(layer_p, _input_of(pruned, layer_p, batch)).float()
-            r = _drift(dense, pruned, *block, batch) if block is not None else None
+            if blocks is None:
+                x, x_hat = _input_of(dense, layer_d, batch), _input_of(pruned, layer_p, batch)
+                r = None
+            else:  # one forward each gives the block's input and the layer's
+                into_d, x = _inputs_of(dense, [blocks[0], layer_d], batch)
+                into_p, x_hat = _inputs_of(pruned, [blocks[1], layer_p], batch)
+                r = _drift(*blocks, block[1], into_d, into_p)
+            x, x_hat = patches(layer_d, x).float(), patches(layer_p, x_hat).float()
             pick = self.pick(len(x), x.device)
             if pick is not None:
                 x, x_hat, r = x[pick], x_hat[pick], r[pick] if r is not None else None
@@ -120,39 +126,47 @@ class Calibration:
         return h, c, d[0] if d else None
 
 
-def _drift(dense: nn.Module, pruned: nn.Module, name: str, parts: ResidualBlock,
-           batch: torch.Tensor) -> torch.Tensor:
-    """(positions, channels): the dense block's shortcut minus the pruned one's on `batch`, divided
-    by the block's last batch-norm scale γ / σ (0 where γ is: that channel ignores its conv)."""
-    block_d, block_p = dense.get_submodule(name), pruned.get_submodule(name)
+def _drift(block_d: nn.Module, block_p: nn.Module, parts: ResidualBlock, into_d: torch.Tensor,
+           into_p: torch.Tensor) -> torch.Tensor:
+    """(positions, channels): the dense block's shortcut of its input `into_d` minus the pruned
+    one's of `into_p`, divided by the block's last batch-norm scale γ / σ (0 where γ is: that
+    channel ignores its conv)."""
     bn = getattr(block_d, parts.bn)
     gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
     sigma = torch.sqrt(bn.running_var + bn.eps)
     scale = torch.where(gamma != 0, sigma / torch.where(gamma != 0, gamma, 1.0), 0.0)
-    r = (parts.shortcut_of(block_d, _input_of(dense, block_d, batch))
-         - parts.shortcut_of(block_p, _input_of(pruned, block_p, batch)))
-    r = r * scale[None, :, None, None]
+    r = (parts.shortcut_of(block_d, into_d) - parts.shortcut_of(block_p, into_p)) * scale[None, :, None, None]
     return r.permute(0, 2, 3, 1).reshape(-1, r.shape[1]).float()
 
 
 class _Reached(Exception):
-    def __init__(self, x: torch.Tensor):
-        self.x = x
+    pass
 
 
 def _input_of(model: nn.Module, layer: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """The input `layer` receives when `model` runs on `batch`; the forward stops there."""
-    def stop(module, args):
-        raise _Reached(args[0])
+    return _inputs_of(model, [layer], batch)[0]
 
-    handle = layer.register_forward_pre_hook(stop)
+
+def _inputs_of(model: nn.Module, layers: list[nn.Module], batch: torch.Tensor) -> list[torch.Tensor]:
+    """The inputs `layers` receive when `model` runs on `batch`, in one forward that stops at the
+    last of them (the others are met before it)."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def record(module, args):
+        seen[id(module)] = args[0]
+        if module is layers[-1]:
+            raise _Reached
+
+    handles = [layer.register_forward_pre_hook(record) for layer in layers]
     was_training = model.training
     model.eval()
     try:
         model(batch)
-    except _Reached as reached:
-        return reached.x
+    except _Reached:
+        return [seen[id(layer)] for layer in layers]
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
-    raise RuntimeError(f"the forward never reached layer {type(layer).__name__}")
+    raise RuntimeError(f"the forward never reached layer {type(layers[-1]).__name__}")
