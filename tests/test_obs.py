@@ -223,17 +223,16 @@ def test_fitting_the_residual_stream_keeps_the_features_closer_than_fitting_each
     assert errors["obs-res-global"] < 0.6 * errors["obs-seq-global"], errors  # 0.37-0.39 over seeds 0-2
 
 
-def test_the_drift_is_zero_where_nothing_was_pruned_and_a_net_without_blocks_is_refused():
-    net, images, card = _tiny_resnet_and_images()
+def test_the_drift_is_zero_where_nothing_was_pruned_and_a_net_without_blocks_is_refused(
+        digits_checkpoint, monkeypatch, capsys, tmp_path):
     from prunelab.models.residual import residual_blocks
-    from prunelab.pruning import PRUNERS, PruneContext
 
+    net, images, _ = _tiny_resnet_and_images()
     blocks = residual_blocks(net)
     assert list(blocks) == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1"]
     _, _, drift = Calibration(images).paired(net, copy.deepcopy(net), "layer2.0.conv2.weight",
                                              ("layer2.0", blocks["layer2.0"]))
     assert drift.shape == (32 * 9, 32) and float(drift.abs().max()) == 0.0
-    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
-    ctx = PruneContext(dataclasses.replace(card, model="smallcnn"), calibration=lambda: Calibration(images))
-    with pytest.raises(PrunelabError, match="no residual blocks.*use 'obs-seq-global'"):
-        PRUNERS.get("obs-res-global").prune(plain, 0.5, ctx)
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "obs-res-global",
+                       "--levels", 0.5, "--out", tmp_path / "r", "--no-report")
+    assert_user_error(code, err, "no residual blocks", "use 'obs-seq-global'")

@@ -70,6 +70,8 @@ class Sweep:
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg)
         check_profile(self.methods, self.workbench.profile)
+        for pruner in {m.pruner for m in self.methods}:
+            pruner.check_model(self.workbench.model, self.workbench.ctx)
         self.fingerprint = fingerprint(self.workbench)
         _ = self.workbench.dense_macs  # counted once, here: the counter's first use costs most of a second
         if any(m.pruner.needs_calibration for m in self.methods):

@@ -162,6 +162,10 @@ class Pruner(ABC):
                                 f"not {level:g}")
         return level
 
+    def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        """Raise a one-line `PrunelabError` if `model` is not a network this pruner can prune
+        (a sweep asks once, before its first point)."""
+
     @abstractmethod
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         """Prune `model` to `level` (the fraction of prunable weights removed). Mask pruners

@@ -68,6 +68,10 @@ class OBS(Pruner):
             masks[name] = self._layer(name, p, h, counts.get(name), ctx, target)
         return Pruned(model, masks)
 
+    def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        if self.residual:
+            self._closing_convs(model)
+
     def _closing_convs(self, model: nn.Module) -> dict[str, tuple[str, ResidualBlock]]:
         """The last conv's weight of every residual block -> (block name, its parts)."""
         blocks = residual_blocks(model)
