@@ -164,7 +164,8 @@ class Pruner(ABC):
 
     def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
         """Raise a one-line `PrunelabError` if `model` is not a network this pruner can prune
-        (a sweep asks once, before its first point)."""
+        (a sweep asks once, before its first point); most pruners take any network."""
+        return None
 
     @abstractmethod
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
