@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from prunelab.experiment.lock import run_lock
 
 
@@ -11,6 +13,7 @@ def _sweep(checkpoint, out, *args):
                            *args, "--out", str(out)], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # separate processes, each importing torch: ~12 s
 def test_a_second_process_in_a_busy_run_folder_stops_with_one_line(tmp_path, digits_checkpoint):
     out = tmp_path / "run"
     with run_lock(out):  # this process is the first one, mid-sweep
@@ -24,6 +27,7 @@ def test_a_second_process_in_a_busy_run_folder_stops_with_one_line(tmp_path, dig
     assert again.returncode == 0, again.stderr  # the lock went with its holder
 
 
+@pytest.mark.slow  # separate processes, each importing torch: ~12 s
 def test_a_report_waits_for_another_process_writing_it(tmp_path, digits_checkpoint):
     import time
 
