@@ -10,8 +10,9 @@ def masks_of(method: str, weights: dict, level: float, seed: int = 0, prior=None
     return PRUNERS.get(method).masks(weights, level, ctx)
 
 
-def masked_resnet20(sparsity: float):
-    """A seeded random-init ResNet-20 in eval mode, globally L1-pruned to `sparsity` (masks applied)."""
+def masked_resnet20(sparsity: float, method: str = "global"):
+    """A seeded random-init ResNet-20 in eval mode, pruned by `method` (global L1 unless named) to
+    `sparsity` (masks applied)."""
     import torch
 
     from prunelab.models import create_model
@@ -20,5 +21,5 @@ def masked_resnet20(sparsity: float):
     torch.manual_seed(0)
     model = create_model("resnet20").eval()
     w = prunable_weights(model, "linear")
-    apply_masks(model, masks_of("global", {k: v.detach() for k, v in w.items()}, sparsity))
+    apply_masks(model, masks_of(method, {k: v.detach() for k, v in w.items()}, sparsity))
     return model

@@ -1,7 +1,11 @@
-"""The pruned and quantized file: per conv/linear weight a bitmask of its nonzeros, their codes and
+"""The pruned and quantized file: per conv/linear weight a mask of its nonzeros, their codes and
 the scheme's float16 table (codebook or scales), every batch norm folded to a float16 scale and
 shift, every other tensor in float16; compressed. It reads back as exactly the network the sweep
-measured for the point (`QuantizedModel`)."""
+measured for the point (`QuantizedModel`).
+
+A conv's mask is stored in two levels: one bit per k x k kernel (does it keep any weight?), then
+the k x k bits of the kernels that do. An unstructured mask costs about what a flat bitmask does;
+a mask of whole kernels (`kernels-global`) costs one bit per kernel."""
 
 from __future__ import annotations
 
@@ -24,20 +28,33 @@ from ._framing import read_framed, write_framed
 from .sparse import entropy_bits
 
 QUANT_MAGIC = b"PRUNELAB-QUANT\x00\x00"  # 16 bytes, then a little-endian u32 header length
-QUANT_FORMAT = "prunelab-quantized/2"  # /1 (never released) had a plain JSON header
+QUANT_FORMAT = "prunelab-quantized/3"  # /1 (never released) had a plain JSON header, /2 flat masks
 _LZMA = {"preset": 9 | lzma.PRESET_EXTREME}
-STREAMS = ("mask", "codes", "tables", "rest")
+STREAMS = {"prunelab-quantized/2": ("mask", "codes", "tables", "rest"),
+           QUANT_FORMAT: ("kernels", "mask", "codes", "tables", "rest")}
+
+
+def kernel_size(shape: tuple[int, ...]) -> int:
+    """Weights per kernel of a tensor (k x k of a conv); 1 for linear and 1 x 1 layers."""
+    return math.prod(shape[2:])
 
 
 def _pack(q: QuantizedModel) -> tuple[list[dict], dict[str, bytes]]:
-    """Header entries and the four raw streams (each LZMA-compressed on write)."""
-    entries, streams = [], {k: [] for k in STREAMS}
+    """Header entries and the raw streams (each LZMA-compressed on write)."""
+    entries, streams = [], {k: [] for k in STREAMS[QUANT_FORMAT]}
     for name in q.order:
         if name in q.coded:
             c = q.coded[name]
-            entries.append({"name": name, "shape": list(c.shape), "coded": True, "nonzero": int(c.codes.size),
-                            "table": int(c.table.size)})
-            streams["mask"].append(np.packbits(c.mask).tobytes())  # each tensor's bits start on a byte
+            entry = {"name": name, "shape": list(c.shape), "coded": True, "nonzero": int(c.codes.size),
+                     "table": int(c.table.size)}
+            mask = c.mask
+            if kernel_size(c.shape) > 1:
+                per_kernel = mask.reshape(-1, kernel_size(c.shape))
+                alive = per_kernel.any(axis=1)
+                streams["kernels"].append(np.packbits(alive).tobytes())
+                entry["kernels"], mask = int(alive.sum()), per_kernel[alive].reshape(-1)
+            entries.append(entry)
+            streams["mask"].append(np.packbits(mask).tobytes())  # each tensor's bits start on a byte
             streams["codes"].append(c.codes.tobytes())
             streams["tables"].append(c.table.astype("<f2").tobytes())
         else:
@@ -52,23 +69,26 @@ def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, s
 
     Layout: magic, u32 header length, the LZMA-compressed JSON header (card, scheme, bits,
     tensors, stream lengths: 23 kB of names and shapes for a ResNet-56 as plain JSON, 2 kB
-    compressed), then the LZMA streams of masks, codes, tables and the other tensors, in that
-    order. Registry shapes only (masked models): channel-pruned networks are not quantized.
+    compressed), then the LZMA streams of kernel masks, masks, codes, tables and the other
+    tensors, in that order. Registry shapes only (masked models): channel-pruned networks are not quantized.
     """
     entries, raw = _pack(quantize_model(model, spec, fold=True))
     streams = {k: lzma.compress(v, **_LZMA) for k, v in raw.items()}
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
               "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
     head = lzma.compress(json.dumps(header, separators=(",", ":")).encode(), **_LZMA)
-    return write_framed(path, QUANT_MAGIC, head, b"".join(streams[k] for k in STREAMS))
+    return write_framed(path, QUANT_MAGIC, head, b"".join(streams[k] for k in STREAMS[QUANT_FORMAT]))
 
 
 def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
     head, body = read_framed(path, QUANT_MAGIC, "quantized")
     try:
         header = json.loads(lzma.decompress(head))
+        if header.get("format") not in STREAMS:
+            raise PrunelabError(f"{path} is a prunelab quantized file of format {header.get('format')!r}, "
+                                f"which this version does not read (it reads {', '.join(STREAMS)})")
         offset, streams = 0, {}
-        for k in STREAMS:
+        for k in STREAMS[header["format"]]:
             size = header["streams"][k]
             streams[k] = lzma.decompress(body[offset:offset + size])
             offset += size
@@ -83,7 +103,7 @@ def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
     header, s = _read(path)
     card = ModelCard.from_json(header, f"the header of {path}")
     spec = QuantSpec.parse(f"{header['scheme']}{header['bits']}")
-    at = dict.fromkeys(STREAMS, 0)
+    at = dict.fromkeys(s, 0)
 
     def take(stream: str, size: int) -> bytes:
         chunk = s[stream][at[stream]:at[stream] + size]
@@ -95,8 +115,10 @@ def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
         shape, n = tuple(e["shape"]), math.prod(e["shape"])
         order.append(e["name"])
         if e.get("coded"):
-            bits = np.frombuffer(take("mask", -(-n // 8)), dtype=np.uint8)
-            mask = np.unpackbits(bits, count=n).astype(bool)
+            try:
+                mask = _read_mask(take, shape, e.get("kernels"))
+            except ValueError as exc:
+                raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
             codes = np.frombuffer(take("codes", e["nonzero"]), dtype=np.uint8)
             table = np.frombuffer(take("tables", 2 * e["table"]), dtype="<f2").astype(np.float16)
             coded[e["name"]] = Quantized(shape, mask, codes, table, spec.quantizer.name, spec.bits)
@@ -104,6 +126,25 @@ def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
             dtype = np.dtype(e["dtype"]).newbyteorder("<")
             rest[e["name"]] = np.frombuffer(take("rest", n * dtype.itemsize), dtype=dtype).reshape(shape)
     return QuantizedModel(spec, coded, rest, order), card
+
+
+def _read_mask(take, shape: tuple[int, ...], kernels: int | None) -> np.ndarray:
+    """One tensor's flat mask: its bits, or (`kernels` given) its kernels' bits and then the bits
+    of the `kernels` kernels that keep any weight."""
+    def bits(stream: str, count: int) -> np.ndarray:
+        packed = np.frombuffer(take(stream, -(-count // 8)), dtype=np.uint8)
+        return np.unpackbits(packed, count=count).astype(bool)
+
+    n = math.prod(shape)
+    if kernels is None:
+        return bits("mask", n)
+    k = kernel_size(shape)
+    alive = bits("kernels", n // k)
+    if int(alive.sum()) != kernels:
+        raise ValueError("a kernel mask does not match its header")
+    mask = np.zeros((n // k, k), dtype=bool)
+    mask[alive] = bits("mask", kernels * k).reshape(kernels, k)
+    return mask.reshape(-1)
 
 
 def load_quantized(path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
@@ -114,9 +155,24 @@ def load_quantized(path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
     return model.eval(), card
 
 
+def mask_entropy(mask: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Bits a tensor's mask needs at least, as the file stores it: the entropy of its kernels'
+    bits plus that of the bits inside the kept kernels, or of its bits alone where that is less
+    (a flat bitmask; the only one for linear and 1 x 1 layers)."""
+    flat = mask.size * entropy_bits(float(mask.mean()))
+    k = kernel_size(shape)
+    if k == 1:
+        return flat
+    alive = mask.reshape(-1, k).any(axis=1)
+    inner = mask.reshape(-1, k)[alive]
+    two = alive.size * entropy_bits(float(alive.mean())) + inner.size * entropy_bits(float(inner.mean()))
+    return min(flat, two)
+
+
 def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
     """Theory: nonzeros x bits + the masks' entropy + the tables and the other tensors at 16 bits
-    (a folded batch norm's constant statistics at none)."""
+    (a folded batch norm's constant statistics at none). The per-layer floor takes each mask's
+    `mask_entropy`; the global one a single density for all masked weights."""
     q = quantize_model(model, spec, fold=True)
     constant = {f"{p}.{k}" for p in q.folded for k in ("running_mean", "running_var")}
     n = nnz = 0
@@ -124,7 +180,7 @@ def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
     for c in q.coded.values():
         k = int(c.mask.sum())
         n, nnz = n + c.mask.size, nnz + k
-        layer_bits += c.mask.size * entropy_bits(k / c.mask.size)
+        layer_bits += mask_entropy(c.mask, c.shape)
         extra += 16 * c.table.size
     extra += sum(8 * a.nbytes for name, a in q.rest.items() if name not in constant)
     values = nnz * spec.bits + extra
