@@ -30,6 +30,10 @@ from .sparse import entropy_bits
 QUANT_MAGIC = b"PRUNELAB-QUANT\x00\x00"  # 16 bytes, then a little-endian u32 header length
 QUANT_FORMAT = "prunelab-quantized/3"  # /1 (never released) had a plain JSON header, /2 flat masks
 _LZMA = {"preset": 9 | lzma.PRESET_EXTREME}
+# /3's streams: raw LZMA2 (no container: 60 bytes less each), no literal context (codes and mask
+# bytes gain nothing from the previous byte's high bits; measured 1-2% smaller than the default)
+_STREAM = {"format": lzma.FORMAT_RAW, "filters": [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME,
+                                                   "lc": 0, "lp": 0, "pb": 0}]}
 STREAMS = {"prunelab-quantized/2": ("mask", "codes", "tables", "rest"),
            QUANT_FORMAT: ("kernels", "mask", "codes", "tables", "rest")}
 
@@ -73,7 +77,7 @@ def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, s
     tensors, in that order. Registry shapes only (masked models): channel-pruned networks are not quantized.
     """
     entries, raw = _pack(quantize_model(model, spec, fold=True))
-    streams = {k: lzma.compress(v, **_LZMA) for k, v in raw.items()}
+    streams = {k: lzma.compress(v, **_STREAM) for k, v in raw.items()}
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
               "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
     head = lzma.compress(json.dumps(header, separators=(",", ":")).encode(), **_LZMA)
@@ -88,9 +92,10 @@ def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
             raise PrunelabError(f"{path} is a prunelab quantized file of format {header.get('format')!r}, "
                                 f"which this version does not read (it reads {', '.join(STREAMS)})")
         offset, streams = 0, {}
+        coding = _STREAM if header["format"] == QUANT_FORMAT else {}
         for k in STREAMS[header["format"]]:
             size = header["streams"][k]
-            streams[k] = lzma.decompress(body[offset:offset + size])
+            streams[k] = lzma.decompress(body[offset:offset + size], **coding)
             offset += size
         return header, streams
     except (ValueError, KeyError, lzma.LZMAError) as exc:
