@@ -386,7 +386,8 @@ def export_line(done, fmt: str) -> str:
     e, structured = done.exported, done.pruned.structured
     line = f"wrote {e.path} ({fmt}, {e.bytes:,} bytes, measured)"
     if e.floor is not None:
-        line += (f"; floor {e.floor.global_:,.0f} bytes (theory: nonzeros x value bits + mask entropy), "
+        line += (f"; floor {e.floor.global_:,.0f} bytes (theory: nonzeros x value bits + mask entropy; "
+                 f"{e.floor.per_layer:,.0f} with each layer's own statistics), "
                  f"file/floor {e.bytes / e.floor.global_:.2f}")
     if structured is not None:
         line += (f"; removed {100 * structured.achieved:.1f}% of prunable weights "

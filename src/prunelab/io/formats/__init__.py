@@ -23,8 +23,9 @@ class Floor:
     Attributes:
         global_: nonzeros x value bits + n x H(density) for the mask (one density for all masked
             weights), + every other tensor at value bits: the issue's floor.
-        per_layer: the same with each layer's own density (a tighter floor for layer-varying
-            masks, sum n_l H(p_l) <= n H(p)).
+        per_layer: the same with each layer's own statistics (a tighter floor for layer-varying
+            masks, sum n_l H(p_l) <= n H(p); the quantized format also counts each layer's codes
+            at their entropy and a conv's mask per kernel where that is less).
     """
 
     global_: float

@@ -13,6 +13,7 @@ import json
 import lzma
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ...models import ModelCard, create_model
 from ...quant import QuantSpec, quantize_model
 from ...quant.base import Quantized
 from ...quant.model import QuantizedModel
-from . import FORMATS, Floor, Format
+from . import FORMATS, Floor, Format, _entropy
 from ._framing import read_framed, write_framed
 from .sparse import entropy_bits
 
@@ -35,7 +36,8 @@ _LZMA = {"preset": 9 | lzma.PRESET_EXTREME}
 _STREAM = {"format": lzma.FORMAT_RAW, "filters": [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME,
                                                    "lc": 0, "lp": 0, "pb": 0}]}
 STREAMS = {"prunelab-quantized/2": ("mask", "codes", "tables", "rest"),
-           QUANT_FORMAT: ("kernels", "mask", "codes", "tables", "rest")}
+           QUANT_FORMAT: ("kernels", "mask", "freqs", "codes", "tables", "rest")}
+ENTROPY_CODED = "codes"  # in /3 an ANS stream of its own (`_entropy`), every other stream LZMA
 
 
 def kernel_size(shape: tuple[int, ...]) -> int:
@@ -46,6 +48,7 @@ def kernel_size(shape: tuple[int, ...]) -> int:
 def _pack(q: QuantizedModel) -> tuple[list[dict], dict[str, bytes]]:
     """Header entries and the raw streams (each LZMA-compressed on write)."""
     entries, streams = [], {k: [] for k in STREAMS[QUANT_FORMAT]}
+    codes, freqs = [], []
     for name in q.order:
         if name in q.coded:
             c = q.coded[name]
@@ -59,12 +62,15 @@ def _pack(q: QuantizedModel) -> tuple[list[dict], dict[str, bytes]]:
                 entry["kernels"], mask = int(alive.sum()), per_kernel[alive].reshape(-1)
             entries.append(entry)
             streams["mask"].append(np.packbits(mask).tobytes())  # each tensor's bits start on a byte
-            streams["codes"].append(c.codes.tobytes())
+            codes.append(c.codes)
+            freqs.append(_entropy.frequencies(c.codes, c.bits))
+            streams["freqs"].append(freqs[-1].tobytes())
             streams["tables"].append(c.table.astype("<f2").tobytes())
         else:
             a = q.rest[name]
             entries.append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name})
             streams["rest"].append(a.astype(a.dtype.newbyteorder("<")).tobytes())
+    streams[ENTROPY_CODED] = [_entropy.encode(codes, freqs)]
     return entries, {k: b"".join(v) for k, v in streams.items()}
 
 
@@ -73,15 +79,18 @@ def save_quantized(path: str | os.PathLike, model: nn.Module, card: ModelCard, s
 
     Layout: magic, u32 header length, the LZMA-compressed JSON header (card, scheme, bits,
     tensors, stream lengths: 23 kB of names and shapes for a ResNet-56 as plain JSON, 2 kB
-    compressed), then the LZMA streams of kernel masks, masks, codes, tables and the other
-    tensors, in that order. Registry shapes only (masked models): channel-pruned networks are not quantized.
+    compressed; a CRC-32 of the body), then the streams of kernel masks, masks, code
+    frequencies, codes (ANS), tables and the other tensors, in that order (LZMA but the codes).
+    Registry shapes only (masked models): channel-pruned networks are not quantized.
     """
     entries, raw = _pack(quantize_model(model, spec, fold=True))
-    streams = {k: lzma.compress(v, **_STREAM) for k, v in raw.items()}
+    streams = {k: v if k == ENTROPY_CODED else lzma.compress(v, **_STREAM) for k, v in raw.items()}
+    body = b"".join(streams[k] for k in STREAMS[QUANT_FORMAT])
     header = {"format": QUANT_FORMAT, **card.ref_json(), "scheme": spec.quantizer.name, "bits": spec.bits,
-              "tensors": entries, "streams": {k: len(v) for k, v in streams.items()}}
+              "tensors": entries, "streams": {k: len(v) for k, v in streams.items()},
+              "crc32": zlib.crc32(body)}
     head = lzma.compress(json.dumps(header, separators=(",", ":")).encode(), **_LZMA)
-    return write_framed(path, QUANT_MAGIC, head, b"".join(streams[k] for k in STREAMS[QUANT_FORMAT]))
+    return write_framed(path, QUANT_MAGIC, head, body)
 
 
 def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
@@ -92,10 +101,15 @@ def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
             raise PrunelabError(f"{path} is a prunelab quantized file of format {header.get('format')!r}, "
                                 f"which this version does not read (it reads {', '.join(STREAMS)})")
         offset, streams = 0, {}
-        coding = _STREAM if header["format"] == QUANT_FORMAT else {}
+        current = header["format"] == QUANT_FORMAT
+        if current and zlib.crc32(body) != header["crc32"]:  # raw streams carry no check of their own
+            raise ValueError("its checksum does not match")
         for k in STREAMS[header["format"]]:
-            size = header["streams"][k]
-            streams[k] = lzma.decompress(body[offset:offset + size], **coding)
+            size, chunk = header["streams"][k], body[offset:offset + header["streams"][k]]
+            if current and k == ENTROPY_CODED:
+                streams[k] = chunk
+            else:
+                streams[k] = lzma.decompress(chunk, **(_STREAM if current else {}))
             offset += size
         return header, streams
     except (ValueError, KeyError, lzma.LZMAError) as exc:
@@ -115,6 +129,10 @@ def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
         at[stream] += size
         return chunk
 
+    try:
+        codes = iter(_read_codes(header, s, spec.bits))
+    except (ValueError, RuntimeError) as exc:
+        raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
     coded, rest, order = {}, {}, []
     for e in header["tensors"]:
         shape, n = tuple(e["shape"]), math.prod(e["shape"])
@@ -124,13 +142,25 @@ def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
                 mask = _read_mask(take, shape, e.get("kernels"))
             except ValueError as exc:
                 raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
-            codes = np.frombuffer(take("codes", e["nonzero"]), dtype=np.uint8)
             table = np.frombuffer(take("tables", 2 * e["table"]), dtype="<f2").astype(np.float16)
-            coded[e["name"]] = Quantized(shape, mask, codes, table, spec.quantizer.name, spec.bits)
+            coded[e["name"]] = Quantized(shape, mask, next(codes), table, spec.quantizer.name, spec.bits)
         else:
             dtype = np.dtype(e["dtype"]).newbyteorder("<")
             rest[e["name"]] = np.frombuffer(take("rest", n * dtype.itemsize), dtype=dtype).reshape(shape)
     return QuantizedModel(spec, coded, rest, order), card
+
+
+def _read_codes(header: dict, s: dict[str, bytes], bits: int) -> list[np.ndarray]:
+    """Every coded tensor's codes, in order: one ANS stream under the stored frequencies (/3),
+    or one byte per code (/2)."""
+    sizes = [e["nonzero"] for e in header["tensors"] if e.get("coded")]
+    if header["format"] != QUANT_FORMAT:
+        ends = np.cumsum([0, *sizes])
+        return [np.frombuffer(s["codes"][a:b], dtype=np.uint8) for a, b in zip(ends, ends[1:], strict=False)]
+    freqs = np.frombuffer(s["freqs"], dtype=np.uint8)
+    if freqs.size != len(sizes) * 2 ** bits:
+        raise ValueError("the code frequencies do not match the header")
+    return _entropy.decode(s[ENTROPY_CODED], sizes, list(freqs.reshape(len(sizes), 2 ** bits)))
 
 
 def _read_mask(take, shape: tuple[int, ...], kernels: int | None) -> np.ndarray:
@@ -174,22 +204,29 @@ def mask_entropy(mask: np.ndarray, shape: tuple[int, ...]) -> float:
     return min(flat, two)
 
 
+def code_entropy(codes: np.ndarray) -> float:
+    """Bits the codes of one tensor need at least under one static model: n x H(code frequencies)."""
+    counts = np.bincount(codes)
+    p = counts[counts > 0] / max(codes.size, 1)
+    return float(-(counts[counts > 0] * np.log2(p)).sum())
+
+
 def quantized_floor(model: nn.Module, spec: QuantSpec) -> Floor:
-    """Theory: nonzeros x bits + the masks' entropy + the tables and the other tensors at 16 bits
-    (a folded batch norm's constant statistics at none). The per-layer floor takes each mask's
-    `mask_entropy`; the global one a single density for all masked weights."""
+    """Theory, with the tables and the other tensors at 16 bits (a folded batch norm's constant
+    statistics at none). Global: nonzeros x bits + n x H(one density for all masked weights), the
+    issue's floor. Per layer: each tensor's `code_entropy` + its `mask_entropy`, what the file's
+    models can reach at best."""
     q = quantize_model(model, spec, fold=True)
     constant = {f"{p}.{k}" for p in q.folded for k in ("running_mean", "running_var")}
     n = nnz = 0
     layer_bits = extra = 0.0
     for c in q.coded.values():
-        k = int(c.mask.sum())
-        n, nnz = n + c.mask.size, nnz + k
-        layer_bits += mask_entropy(c.mask, c.shape)
+        n, nnz = n + c.mask.size, nnz + int(c.mask.sum())
+        layer_bits += mask_entropy(c.mask, c.shape) + code_entropy(c.codes)
         extra += 16 * c.table.size
     extra += sum(8 * a.nbytes for name, a in q.rest.items() if name not in constant)
-    values = nnz * spec.bits + extra
-    return Floor((values + n * entropy_bits(nnz / n if n else 0)) / 8, (values + layer_bits) / 8)
+    global_bits = nnz * spec.bits + n * entropy_bits(nnz / n if n else 0)
+    return Floor((global_bits + extra) / 8, (layer_bits + extra) / 8)
 
 
 class QuantizedFormat(Format):
