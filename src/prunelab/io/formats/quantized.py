@@ -97,14 +97,15 @@ def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
     head, body = read_framed(path, QUANT_MAGIC, "quantized")
     try:
         header = json.loads(lzma.decompress(head))
-        if header.get("format") not in STREAMS:
-            raise PrunelabError(f"{path} is a prunelab quantized file of format {header.get('format')!r}, "
+        fmt = header.get("format") if isinstance(header, dict) else None
+        if fmt not in STREAMS:
+            raise PrunelabError(f"{path} is a prunelab quantized file of format {fmt!r}, "
                                 f"which this version does not read (it reads {', '.join(STREAMS)})")
         offset, streams = 0, {}
-        current = header["format"] == QUANT_FORMAT
+        current = fmt == QUANT_FORMAT
         if current and zlib.crc32(body) != header["crc32"]:  # raw streams carry no check of their own
             raise ValueError("its checksum does not match")
-        for k in STREAMS[header["format"]]:
+        for k in STREAMS[fmt]:
             size, chunk = header["streams"][k], body[offset:offset + header["streams"][k]]
             if current and k == ENTROPY_CODED:
                 streams[k] = chunk
@@ -119,35 +120,39 @@ def _read(path: Path) -> tuple[dict, dict[str, bytes]]:
 def read_quantized(path: str | os.PathLike) -> tuple[QuantizedModel, ModelCard]:
     """What a quantized file holds: its codes and tables, and its card."""
     path = Path(path)
-    header, s = _read(path)
+    header, streams = _read(path)
     card = ModelCard.from_json(header, f"the header of {path}")
     spec = QuantSpec.parse(f"{header['scheme']}{header['bits']}")
+    try:
+        return _decode(header, streams, spec), card
+    except (ValueError, KeyError, RuntimeError) as exc:  # lengths or codes that do not add up
+        raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
+
+
+def _decode(header: dict, s: dict[str, bytes], spec: QuantSpec) -> QuantizedModel:
+    """The tensors of the header, in order, read from the decompressed streams."""
     at = dict.fromkeys(s, 0)
 
     def take(stream: str, size: int) -> bytes:
         chunk = s[stream][at[stream]:at[stream] + size]
+        if len(chunk) != size:
+            raise ValueError(f"the {stream} stream ends early")
         at[stream] += size
         return chunk
 
-    try:
-        codes = iter(_read_codes(header, s, spec.bits))
-    except (ValueError, RuntimeError) as exc:
-        raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
+    codes = iter(_read_codes(header, s, spec.bits))
     coded, rest, order = {}, {}, []
     for e in header["tensors"]:
         shape, n = tuple(e["shape"]), math.prod(e["shape"])
         order.append(e["name"])
         if e.get("coded"):
-            try:
-                mask = _read_mask(take, shape, e.get("kernels"))
-            except ValueError as exc:
-                raise PrunelabError(f"{path} is a damaged prunelab quantized file ({exc})") from None
+            mask = _read_mask(take, shape, e.get("kernels"))
             table = np.frombuffer(take("tables", 2 * e["table"]), dtype="<f2").astype(np.float16)
             coded[e["name"]] = Quantized(shape, mask, next(codes), table, spec.quantizer.name, spec.bits)
         else:
             dtype = np.dtype(e["dtype"]).newbyteorder("<")
             rest[e["name"]] = np.frombuffer(take("rest", n * dtype.itemsize), dtype=dtype).reshape(shape)
-    return QuantizedModel(spec, coded, rest, order), card
+    return QuantizedModel(spec, coded, rest, order)
 
 
 def _read_codes(header: dict, s: dict[str, bytes], bits: int) -> list[np.ndarray]:
