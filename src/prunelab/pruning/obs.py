@@ -155,3 +155,70 @@ def corrected(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float,
     if drift is not None:
         rhs = rhs + drift.double()
     return torch.linalg.solve(h, rhs).T
+
+
+def exact_obs(w: torch.Tensor, u: torch.Tensor, prune: int, prior: torch.Tensor | None = None,
+              dead: torch.Tensor | None = None, group: int = 8, memory: int = 2**29
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prune the (out, d) matrix `w` by exact OBS, row by row (ExactOBS, Frantar & Alistarh 2022).
+
+    Every row greedily drops its `group` weights of lowest w²/[H⁻¹]_qq, removes them from its own
+    copy of H⁻¹ (a Schur complement) and updates its other weights, until it has dropped as many
+    as any row could be asked to; the rows then compete for the layer's `prune` weights through
+    the losses their drops cost (each row's running maximum, so it keeps a prefix of its order),
+    and each row is solved in closed form for the weights its prefix leaves: w - H⁻¹[:, P]
+    H⁻¹[P, P]⁻¹ w_P. Weights pruned in `prior` go first, then those of `dead` columns. `u` is
+    `inverse_factor`'s; rows are taken in chunks whose H⁻¹ copies fit in `memory` bytes.
+
+    Returns:
+        (the updated matrix with pruned entries exactly 0, the bool keep mask).
+    """
+    w = w.double()
+    r, d = w.shape
+    hinv = u.T @ u
+    forced = ~prior if prior is not None else torch.zeros_like(w, dtype=torch.bool)
+    group = max(1, min(group, d))
+    reach = max(-(-prune // r) * 3 // 2 + group, int(forced.sum(1).max()) if r else 0)
+    steps = -(-min(d, reach) // group)
+    chunk = max(1, memory // (8 * d * d))
+    order, loss = zip(*(_greedy(w[i:i + chunk], hinv, forced[i:i + chunk], dead, group, steps)
+                        for i in range(0, r, chunk)), strict=True)
+    order, loss = torch.cat(order), torch.cummax(torch.cat(loss), dim=1).values
+    counts = torch.zeros(r, dtype=torch.long)
+    if prune:
+        picked = torch.topk(loss.reshape(-1), prune, largest=False).indices // loss.shape[1]
+        counts = torch.bincount(picked, minlength=r)
+    keep = torch.ones_like(w, dtype=torch.bool)
+    out = w.clone()
+    for i in range(r):
+        p = order[i, :counts[i]]
+        if len(p):
+            out[i] -= hinv[:, p] @ torch.linalg.solve(hinv[p][:, p], w[i, p])
+            keep[i, p] = False
+    return out.masked_fill(~keep, 0.0), keep
+
+
+def _greedy(w: torch.Tensor, hinv: torch.Tensor, forced: torch.Tensor, dead: torch.Tensor | None,
+            group: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's first drops (up to `steps * group`), in order, and the loss each cost (forced:
+    -inf). A dropped weight's row and column of H⁻¹ become zero, so the matrices keep their size."""
+    rows, d = w.shape
+    w, h = w.clone(), hinv.expand(rows, d, d).clone()
+    kept = torch.ones_like(w, dtype=torch.bool)
+    order, loss = [], []
+    for step in range(steps):
+        g = min(group, d - step * group)
+        score = w**2 / torch.diagonal(h, dim1=1, dim2=2)
+        if dead is not None:
+            score[:, dead] = 0.0
+        score = torch.where(kept, torch.where(forced, float("-inf"), score), float("inf"))
+        cost, p = torch.topk(score, g, dim=1, largest=False)
+        cols = torch.gather(h, 2, p[:, None, :].expand(rows, d, g))  # H⁻¹[:, P], (rows, d, g)
+        inverse = torch.linalg.inv(torch.gather(cols, 1, p[:, :, None].expand(rows, g, g)))
+        w -= (cols @ (inverse @ torch.gather(w, 1, p)[..., None]))[..., 0]
+        h.baddbmm_(cols, inverse @ cols.transpose(1, 2), alpha=-1.0)  # the Schur complement, in place
+        kept.scatter_(1, p, False)
+        w = w.masked_fill(~kept, 0.0)
+        order.append(p)
+        loss.append(cost / 2)
+    return torch.cat(order, 1), torch.cat(loss, 1)

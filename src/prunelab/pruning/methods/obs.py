@@ -1,6 +1,7 @@
 """Second-order one-shot pruning (`obs`, `obs-lamp`, `obs-global`, `obs-seq-*`, `obs-res-global`,
 `obs-N:M`): Optimal Brain Surgeon
-layer by layer as SparseGPT solves it (Frantar & Alistarh 2022, 2023), from the inputs each layer
+layer by layer as SparseGPT solves it (Frantar & Alistarh 2022, 2023; `obc-*` in `exact_obs.py`
+solve it exactly, row by row), from the inputs each layer
 sees on calibration images. Each layer's weights are pruned where that costs its output least and
 the weights it keeps are updated to make up for them, so no retraining is needed to keep much of
 the accuracy. How many weights each layer loses comes from a magnitude allocation (the same
@@ -20,7 +21,7 @@ from torch import nn
 from ...errors import PrunelabError
 from ...models.residual import ResidualBlock, residual_blocks
 from ..base import PRUNERS, PruneContext, Pruned, Pruner
-from ..obs import as_columns, corrected, from_columns, inverse_factor, sparsegpt
+from ..obs import as_columns, corrected, exact_obs, from_columns, inverse_factor, sparsegpt
 
 
 class OBS(Pruner):
@@ -31,8 +32,9 @@ class OBS(Pruner):
     needs_calibration = True
 
     def __init__(self, name: str, description: str, counts: str | None = None,
-                 nm: tuple[int, int] | None = None, sequential: bool = False, residual: bool = False):
-        self.name, self.description, self.counts, self.nm = name, description, counts, nm
+                 nm: tuple[int, int] | None = None, sequential: bool = False, residual: bool = False,
+                 exact: bool = False):
+        self.name, self.description, self.counts, self.nm, self.exact = name, description, counts, nm, exact
         self.sequential, self.residual = sequential or residual, residual
         if nm is not None:
             self.fixed_level = 1.0 - nm[0] / nm[1]
@@ -101,8 +103,11 @@ class OBS(Pruner):
         prior = None
         if ctx.prior is not None and name in ctx.prior:  # an iterative chain's earlier levels stay pruned
             prior = as_columns(ctx.prior[name].to(w.device))
-        new, keep = sparsegpt(w, inverse_factor(h, ctx.damp, name), prune=prune, nm=self.nm, prior=prior,
-                              dead=torch.diag(h) == 0, block=ctx.block)
+        u, dead = inverse_factor(h, ctx.damp, name), torch.diag(h) == 0
+        if self.exact:
+            new, keep = exact_obs(w, u, prune, prior=prior, dead=dead)
+        else:
+            new, keep = sparsegpt(w, u, prune=prune, nm=self.nm, prior=prior, dead=dead, block=ctx.block)
         p.copy_(from_columns(new, p.shape).to(p.dtype))
         return from_columns(keep, p.shape)
 
