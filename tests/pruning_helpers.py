@@ -1,4 +1,4 @@
-"""Masks of a named method for given weights, as the tests ask for them (shared by the tests)."""
+"""What the pruning tests share: masks of a named method for given weights, correlated layer inputs."""
 
 from prunelab.pruning import PRUNERS, PruneContext
 
@@ -8,6 +8,15 @@ def masks_of(method: str, weights: dict, level: float, seed: int = 0, prior=None
     """The masks `method` computes for `weights` at `level` (masks only grow from `prior`)."""
     ctx = PruneContext(seed=seed, prior=prior, layer_cap=layer_cap, profile=profile)
     return PRUNERS.get(method).masks(weights, level, ctx)
+
+
+def inputs(n=400, d=8, seed=0):
+    """Correlated layer inputs (n, d), float64, as real activations are."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(d, d, generator=g)
+    return (torch.randn(n, d, generator=g) @ mix).double()
 
 
 def masked_resnet20(sparsity: float, method: str = "global"):

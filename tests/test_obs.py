@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
+from pruning_helpers import inputs
 from torch import nn
 
 from prunelab.data import load_dataset
@@ -19,13 +20,6 @@ from prunelab.experiment.sweep import Sweep
 from prunelab.measure import evaluate
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.obs import as_columns, corrected, from_columns, inverse_factor, patches, sparsegpt
-
-
-def inputs(n=400, d=8, seed=0):
-    """Correlated layer inputs, as real activations are."""
-    g = torch.Generator().manual_seed(seed)
-    mix = torch.randn(d, d, generator=g)
-    return (torch.randn(n, d, generator=g) @ mix).double()
 
 
 def output_error(w, w_new, x):
