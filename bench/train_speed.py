@@ -1,14 +1,15 @@
 """Training images/s: prunelab's fit against a plain eager PyTorch loop, same model, weights and recipe.
 
 Usage:
-    python bench/train_speed.py [--device auto] [--model resnet20] [--steps 4] [--warmup 1] [--compile]
+    python bench/train_speed.py [--device auto] [--model resnet20] [--steps 4] [--warmup 1] [--compile] [--fp32]
 
 The plain loop is what a typical user writes: a torch.utils.data.Dataset over the uint8 HWC arrays
 that hands each image to torchvision.transforms.v2 as a PIL image (as torchvision.datasets.CIFAR10
 does), a DataLoader (batch 128, shuffle), the model in its default memory format in fp32, SGD with
 momentum 0.9 and weight decay 5e-4, and loss.item() after every step. prunelab is `fit` with the same
-recipe (uint8 tensors on the device, augmentation there; channels_last and bf16 autocast on CUDA only)
-and evaluate_every=0, so no test evaluation is timed. Both loops run the same number of steps; images/s
+recipe (uint8 tensors on the device, augmentation there; channels_last; bf16 autocast where the device
+computes bf16 natively: CUDA, or a CPU with AMX or AVX512-BF16; `--fp32` also times it without) and
+evaluate_every=0, so no test evaluation is timed. Both loops run the same number of steps; images/s
 counts the steps after the warm-up, from a timestamp taken after each step. The runs alternate, round
 by round, and the medians over rounds are reported.
 """
@@ -37,6 +38,7 @@ from torchvision.transforms import v2
 from prunelab.data import ImageSet, load_dataset
 from prunelab.models import create_model, model_info
 from prunelab.training import TrainConfig, fit
+from prunelab.training.fit import native_bf16
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -117,6 +119,7 @@ def main() -> int:
     parser.add_argument("--workers", default="0,2", help="baseline DataLoader num_workers, comma-separated")
     parser.add_argument("--data", default=str(SHARED / "data" / "cifar10" / "cifar10_subset.npz"))
     parser.add_argument("--compile", action="store_true", help="also time prunelab with cfg.compile=True")
+    parser.add_argument("--fp32", action="store_true", help="also time prunelab with cfg.amp=False")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the figures as JSON here")
@@ -161,6 +164,9 @@ def main() -> int:
     runs = {f"baseline_workers{w}": (lambda w=w: baseline(fresh(), x_hwc, y_np, info.mean, info.std, cfg,
                                                              device, total, w)) for w in workers}
     runs["prunelab"] = lambda: prunelab_fit(fresh(), data, info.mean, info.std, cfg, device)
+    if args.fp32:
+        fp32 = dataclasses.replace(cfg, amp=False)
+        runs["prunelab_fp32"] = lambda: prunelab_fit(fresh(), data, info.mean, info.std, fp32, device)
     if args.compile:
         compiled = dataclasses.replace(cfg, compile=True)
         runs["prunelab_compiled"] = lambda: prunelab_fit(fresh(), data, info.mean, info.std, compiled, device)
@@ -181,7 +187,7 @@ def main() -> int:
 
     figures = {
         "device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "model": name, "batch": args.batch_size, "steps_timed": total - args.warmup,
+        "native_bf16": native_bf16(device), "model": name, "batch": args.batch_size, "steps_timed": total - args.warmup,
         "warmup_steps": args.warmup, "rounds": args.rounds, "train_images": n,
         "loadavg_1min_before": round(load_before, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "wall_s": round(time.perf_counter() - start, 1),
@@ -190,6 +196,8 @@ def main() -> int:
         "prunelab_over_baseline": {
             f"workers{w}": round(medians["prunelab"] / medians[f"baseline_workers{w}"], 3) for w in workers},
     }
+    if args.fp32:
+        figures["prunelab_over_prunelab_fp32"] = round(medians["prunelab"] / medians["prunelab_fp32"], 3)
     if args.compile:
         figures["prunelab_compiled_over_baseline"] = {
             f"workers{w}": round(medians["prunelab_compiled"] / medians[f"baseline_workers{w}"], 3)

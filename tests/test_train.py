@@ -1,6 +1,7 @@
 """Training: masks held exactly through SGD, schedules are pure, resume equals an uninterrupted run."""
 
 import dataclasses
+import importlib
 
 import pytest
 import torch
@@ -47,6 +48,23 @@ def test_masked_weights_stay_exactly_zero(digits, clip):
     for name, mask in masks.items():
         assert (params[name][~mask] == 0).all()  # pruned: exactly zero despite momentum and decay
         assert not torch.equal(params[name][mask], before[name][mask])  # kept: trained
+
+
+def test_bf16_trains_where_the_device_has_it_and_the_record_says_so(digits, monkeypatch):
+    """amp is bf16 autocast where the device computes bf16 natively (forced here, so the path runs
+    on every CPU); weights stay float32, masks exact, and each epoch's record names the precision."""
+    monkeypatch.setattr(importlib.import_module("prunelab.training.fit"), "native_bf16", lambda device: True)
+    trained = {}
+    for amp in (True, False):
+        model, masks = model_and_masks()
+        cfg = TrainConfig(epochs=1, lr=0.1, batch_size=32, amp=amp)
+        history = fit(model, small_data(digits), (0.5,), (0.5,), cfg, CPU, masks=masks)
+        assert history.epochs[-1]["precision"] == ("bf16" if amp else "fp32")
+        params = dict(model.named_parameters())
+        assert all(p.dtype == torch.float32 for p in params.values())
+        assert all((params[name][~mask] == 0).all() for name, mask in masks.items())
+        trained[amp] = model.state_dict()
+    assert any(not torch.equal(trained[True][k], trained[False][k]) for k in trained[True])
 
 
 def test_resume_equals_uninterrupted(digits, tmp_path):

@@ -35,6 +35,8 @@ class RecoveryConfig:
     momentum: float = setting(0.9, "Recovery: SGD momentum.")
     weight_decay: float = setting(5e-4, "Recovery: SGD weight decay.")
     augment: bool = setting(True, "Recovery: random crop (+flip) of the training images.")
+    amp: bool = setting(True, "Recovery: bf16 autocast where the device computes bf16 natively (CUDA; a "
+                        "CPU with AMX or AVX512-BF16); weights and evaluation stay float32.")
     bn_batches: int = setting(50, "Recovery 'bn': batches of training images to re-estimate on.")
     bn_augment: bool = setting(True, "Recovery 'bn': augment those images as training does (random crop "
                                "and flip); off re-estimates on them as they are (prunelab before 0.2).")
@@ -60,13 +62,16 @@ class RecoveryConfig:
 BN_SETTINGS = ("bn_batches", "bn_augment", "batch_size")
 """The settings batch-norm re-estimation reads."""
 TRAINING_SETTINGS = ("epochs", "retrain", "lr", "rewind_epoch", "batch_size", "momentum", "weight_decay",
-                     "augment", "distill", "temperature")
+                     "augment", "amp", "distill", "temperature")
 """The settings every retraining reads (a recovery adds its own, as 'gradual' its schedule's)."""
 
 
 def settings(rc: RecoveryConfig, names: tuple[str, ...]) -> dict:
-    """The values of `names` in `rc`; distillation's only when it is on (what a recipe records)."""
+    """The values of `names` in `rc`; distillation's only when it is on, amp only when off (what a
+    recipe records: a run folder from before either existed reads the same)."""
     out = {name: getattr(rc, name) for name in names}
+    if out.get("amp") is True:
+        out.pop("amp")
     if out.get("distill") == 0:
         out.pop("distill"), out.pop("temperature", None)
     return out

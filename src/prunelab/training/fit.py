@@ -1,5 +1,5 @@
-"""The fit loop: data resident on the device, masks held exactly, bf16 autocast on GPU, resumable
-after any epoch."""
+"""The fit loop: data resident on the device, masks held exactly, bf16 autocast where the device
+computes bf16 natively, resumable after any epoch."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ class History:
     @property
     def test_top1(self) -> float | None:
         return self.epochs[-1]["test_top1"] if self.epochs else None
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 in hardware: a CUDA GPU, or a CPU with AMX or AVX512-BF16
+    (on other CPUs oneDNN emulates bf16, slower than float32). Measured on a 2-core Xeon with AMX,
+    ResNet-56 training steps: 2.2x the images/s of float32 (`bench/train_speed.py`)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    return any(getattr(torch.cpu, probe, lambda: False)()
+               for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 def _save_state(folder: Path, state: dict) -> None:
@@ -217,8 +229,8 @@ def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, 
     model.train()
     per_epoch = epoch_steps(len(y_train), cfg)
     order = torch.randperm(len(y_train), generator=run.gen, device=run.gen.device).to(device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.amp
-                else contextlib.nullcontext())
+    bf16 = cfg.amp and native_bf16(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     loss_sum = torch.zeros((), device=device)  # on the device: no sync per step
     right = torch.zeros((), device=device)
     seen, lr = 0, cfg.lr
@@ -259,4 +271,5 @@ def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, 
         if on_step is not None:
             on_step(epoch, i, loss.detach())
     return {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
-            "train_top1": 100.0 * float(right) / seen, "lr": lr}
+            "train_top1": 100.0 * float(right) / seen, "lr": lr,
+            "precision": "bf16" if bf16 else "fp32"}

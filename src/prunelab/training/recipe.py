@@ -28,7 +28,8 @@ class TrainConfig:
     batch_size: int = setting(128, "Images per step.")
     augment: bool = setting(True, "Random crop with padding (+ flip where the data allows it).")
     clip_grad: float | None = setting(None, "Largest global L2 norm of the gradient (none: no clipping).")
-    amp: bool = setting(True, "bf16 autocast, on CUDA only.")
+    amp: bool = setting(True, "bf16 autocast where the device computes bf16 natively (CUDA; a CPU with "
+                        "AMX or AVX512-BF16); weights, optimizer and evaluation stay float32.")
     channels_last: bool = setting(True, "NHWC memory format (faster convolutions on GPU and on this CPU).")
     compile: bool = setting(False, "torch.compile the model.")
     distill: float = setting(0.0, "Weight of distillation from a teacher's logits (retraining only).",
