@@ -95,3 +95,13 @@ def test_a_store_from_before_recipes_resumes_under_what_its_settings_meant(digit
         Sweep(config(digits_checkpoint, ("global+ft",), recovery=FAST), out)
     with pytest.raises(PrunelabError, match="different configuration.*prune_classifier"):
         Sweep(config(digits_checkpoint, ("global",), recovery=FAST, prune_classifier=True), out)
+
+
+def test_how_fast_a_recipe_trains_is_recorded_only_where_it_leaves_the_old_default():
+    """amp and compile came after run folders existed: at their old values a recipe reads as
+    before (a stored run resumes), anywhere else they are part of it (a change is refused)."""
+    from prunelab.recovery.config import TRAINING_SETTINGS, settings
+
+    assert {"amp", "compile"}.isdisjoint(settings(FAST, TRAINING_SETTINGS))
+    fp32 = settings(dataclasses.replace(FAST, amp=False, compile=True), TRAINING_SETTINGS)
+    assert fp32["amp"] is False and fp32["compile"] is True
