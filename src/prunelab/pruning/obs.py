@@ -44,12 +44,18 @@ def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cols.reshape(b, kk * cin, positions).transpose(1, 2).reshape(-1, kk * cin)
 
 
-def inverse_factor(h: torch.Tensor, damp: float, name: str) -> torch.Tensor:
-    """U, upper triangular with Uᵀ U = (H + damp * mean(diag H) * I)⁻¹, in float64. Inputs that were
-    always zero (a dead diagonal) get 1 there, so H is invertible and their weights cost nothing."""
+def _revived(h: torch.Tensor) -> torch.Tensor:
+    """A float64 copy of H whose dead diagonal entries (inputs that were always zero) are 1."""
     h = h.double().clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
+    return h
+
+
+def inverse_factor(h: torch.Tensor, damp: float, name: str) -> torch.Tensor:
+    """U, upper triangular with Uᵀ U = (H + damp * mean(diag H) * I)⁻¹, in float64. Inputs that were
+    always zero (a dead diagonal) get 1 there, so H is invertible and their weights cost nothing."""
+    h = _revived(h)
     scale = float(torch.diag(h).mean())
     for attempt in range(6):  # more damping if the calibration inputs leave H singular
         try:
@@ -147,9 +153,7 @@ def corrected(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float,
     i.e. ŵ = w Cᵀ H⁻¹ with H = X̂ᵀX̂ and C = X̂ᵀX (H damped as for pruning). Sequential pruning
     starts each layer from these, so the error the layers before it made is made up for too.
     With `drift` D = X̂ᵀR (R: what the outputs should also add), the target is X wᵀ + R instead."""
-    h = h.double().clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1.0
+    h = _revived(h)
     h += damp * float(torch.diag(h).mean()) * torch.eye(len(h), dtype=h.dtype, device=h.device)
     rhs = c.double() @ w.double().T
     if drift is not None:
