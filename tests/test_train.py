@@ -253,3 +253,18 @@ def test_zero_init_residual_zeroes_the_last_norm_of_every_branch(digits, name, e
     assert all(bool((bn.weight == 1).all()) for bn in residual_branch_ends(plain))
     with pytest.raises(PrunelabError, match="no residual branches"):
         new_model("smallcnn", digits, TrainConfig(zero_init_residual=True))
+
+
+def test_compile_leaves_a_parametrized_network_eager():
+    """torch.compile would recompile a parametrized network (tables being tuned) once per block:
+    fit steps it eagerly, and compiles a plain one."""
+    from torch.nn.utils import parametrize
+
+    setup = importlib.import_module("prunelab.training.fit")._setup
+    cfg = TrainConfig(epochs=1, compile=True)
+    plain = create_model("smallcnn", 10, 1)
+    assert setup(plain, cfg, CPU, None, None, False, None).step_model is not plain
+    coded = create_model("smallcnn", 10, 1)
+    conv = next(m for m in coded.modules() if isinstance(m, torch.nn.Conv2d))
+    parametrize.register_parametrization(conv, "weight", torch.nn.Identity())
+    assert setup(coded, cfg, CPU, None, None, False, None).step_model is coded

@@ -38,7 +38,8 @@ class RecoveryConfig:
     amp: bool = setting(True, "Recovery: bf16 autocast where the device computes bf16 natively (CUDA; a "
                         "CPU with AMX or AVX512-BF16); weights and evaluation stay float32.")
     compile: bool = setting(False, "Recovery: torch.compile the network being retrained (1.2x the "
-                            "images/s on a 2-core CPU; the first step compiles, up to a minute).")
+                            "images/s on a 2-core CPU; the first step compiles, up to a minute; "
+                            "quantized tables are tuned eagerly).")
     bn_batches: int = setting(50, "Recovery 'bn': batches of training images to re-estimate on.")
     bn_augment: bool = setting(True, "Recovery 'bn': augment those images as training does (random crop "
                                "and flip); off re-estimates on them as they are (prunelab before 0.2).")

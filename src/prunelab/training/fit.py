@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .. import distributed
 from ..data import Dataset, normalization, standardize
@@ -149,7 +150,10 @@ def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Mask
     if masks is not None:
         masks = {name: m.to(device) for name, m in masks.items()}
         apply_masks(model, masks)
-    step_model = torch.compile(model) if cfg.compile else model
+    # A parametrized network (quantized tables being tuned) stays eager: every parametrized module
+    # is a class of its own, so torch.compile would recompile for each block and then give up.
+    parametrized = any(parametrize.is_parametrized(m) for m in model.modules())
+    step_model = torch.compile(model) if cfg.compile and not parametrized else model
     ddp = distributed_data and distributed.world_size() > 1
     if ddp:
         from torch.nn.parallel import DistributedDataParallel
