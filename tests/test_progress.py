@@ -2,7 +2,7 @@
 
 import io
 
-from prunelab.cli.out import bar
+from prunelab.cli.out import bar, show_now
 
 
 class _Terminal(io.StringIO):
@@ -31,3 +31,15 @@ def test_a_terminal_gets_the_redrawn_bar():
         progress.update(1)
     progress.close()
     assert "\r" in term.getvalue()
+
+
+def test_each_retraining_epoch_gets_a_line_in_a_log():
+    """A retraining point runs for minutes to hours between bar updates: each epoch it reports
+    is a line of its own, not held back for the next point."""
+    log = io.StringIO()
+    progress = bar(2, "sweep", "point", stream=log)
+    for epoch in (1, 2, 3):
+        show_now(progress, method="global+gradual", epoch=epoch, train_top1="90.1%")
+    lines = log.getvalue().splitlines()
+    assert [sum(f"epoch={e}" in line for line in lines) for e in (1, 2, 3)] == [1, 1, 1], lines
+    progress.close()

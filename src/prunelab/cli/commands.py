@@ -19,7 +19,7 @@ from ..recovery import RecoveryConfig
 from ..training import TrainConfig
 from ..training.recipe import check_from_scratch
 from .options import options, values
-from .out import bar, echo_answers, say, write_report
+from .out import bar, echo_answers, say, show_now, write_report
 from .tensorboard import TensorBoard
 
 DATA = ("data", "data_root", "download")
@@ -212,6 +212,8 @@ def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
 
     def on_train_epoch(method, level, seed, record):
         shown["board"].epoch(record, prefix=f"retrain/{method}/level{round(1000 * level):04d}/seed{seed}")
+        show_now(shown["bar"], method=method, level=f"{level:.2f}", epoch=record["epoch"],
+                 train_loss=f"{record['train_loss']:.3f}", train_top1=f"{record['train_top1']:.1f}%")
 
     def on_layer(layer, i, layers):  # a second-order point works layer by layer
         shown["bar"].set_postfix(layer=f"{i + 1}/{layers} {layer}")

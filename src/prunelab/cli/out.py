@@ -30,7 +30,14 @@ def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False,
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=stream,
                     disable=disable)
     return _PlainBar(total=total, initial=initial, desc=desc, unit=unit, leave=True, file=_Lines(stream),
-                     disable=disable, ascii=True, ncols=100, mininterval=PLAIN_EVERY_S, maxinterval=1e9)
+                     disable=disable, ascii=True, ncols=160, mininterval=PLAIN_EVERY_S, maxinterval=1e9)
+
+
+def show_now(progress: tqdm, **details) -> None:
+    """Put `details` on the bar at once: for events minutes apart (a retraining epoch), each of
+    which then gets its own line in a log."""
+    progress.set_postfix(details)  # in the order given
+    progress.refresh()
 
 
 class _PlainBar(tqdm):
