@@ -88,6 +88,7 @@ def test_point_interrupted_mid_retraining_resumes_from_its_last_epoch(digits_che
     again = by_key(resumed.run())
     assert epochs == [2]  # only the epoch the interrupt cost is trained again
     assert not partial.exists()  # the stored point needs no training state
+    assert not partial.parent.parent.exists()  # nor empty folders in the run folder
     for key, p in full.items():
         assert again[key].correct == p.correct and np.array_equal(again[key].hits, p.hits), key
         assert again[key].nonzero_params == p.nonzero_params, key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..io.atomic import write_whole
@@ -49,6 +50,16 @@ class RunFolder:
     def partial_dir(self, method: MethodSpec, level: float, seed: int) -> Path:
         """A point being retrained keeps its training state here after every epoch, until stored."""
         return self.root / "partial" / f"{self.slug(method)}-seed{seed}" / f"{level_key(level):07d}"
+
+    def drop_partial(self, method: MethodSpec, level: float, seed: int) -> None:
+        """Forget a stored point's training state, and the folders above it that it leaves empty."""
+        folder = self.partial_dir(method, level, seed)
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in (folder.parent, folder.parent.parent):
+            try:
+                parent.rmdir()  # only an empty folder goes
+            except OSError:
+                break
 
     def chain_state(self, method: MethodSpec, seed: int, level: float) -> Path:
         """A mask chain's retrained state (weights and masks) at one level."""

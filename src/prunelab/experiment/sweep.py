@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,7 +121,7 @@ class Sweep:
             point = self.point(p.method, p.level, p.seed)
             self.store.add(point)
             self.todo.remove(p)
-            shutil.rmtree(self.folder.partial_dir(p.method, p.level, p.seed), ignore_errors=True)
+            self.folder.drop_partial(p.method, p.level, p.seed)
             if on_point is not None:
                 on_point(point)
         distributed.barrier()  # under torchrun: every process's points are stored
