@@ -40,7 +40,7 @@ class History:
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 in hardware: a CUDA GPU, or a CPU with AMX or AVX512-BF16
     (on other CPUs oneDNN emulates bf16, slower than float32). Measured on a 2-core Xeon with AMX,
-    ResNet-56 training steps: 2.2x the images/s of float32 (`bench/train_speed.py`)."""
+    ResNet-56 training steps: 1.98x the images/s of float32 (`bench/train_speed.py`)."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":
