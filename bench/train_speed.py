@@ -1,7 +1,8 @@
 """Training images/s: prunelab's fit against a plain eager PyTorch loop, same model, weights and recipe.
 
 Usage:
-    python bench/train_speed.py [--device auto] [--model resnet20] [--steps 4] [--warmup 1] [--compile] [--fp32]
+    python bench/train_speed.py [--device auto] [--model resnet20] [--steps 4] [--warmup 1] \
+        [--compile] [--fp32]
 
 The plain loop is what a typical user writes: a torch.utils.data.Dataset over the uint8 HWC arrays
 that hands each image to torchvision.transforms.v2 as a PIL image (as torchvision.datasets.CIFAR10
@@ -187,7 +188,8 @@ def main() -> int:
 
     figures = {
         "device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "native_bf16": native_bf16(device), "model": name, "batch": args.batch_size, "steps_timed": total - args.warmup,
+        "native_bf16": native_bf16(device), "model": name, "batch": args.batch_size,
+        "steps_timed": total - args.warmup,
         "warmup_steps": args.warmup, "rounds": args.rounds, "train_images": n,
         "loadavg_1min_before": round(load_before, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "wall_s": round(time.perf_counter() - start, 1),

@@ -57,9 +57,9 @@ class SweepConfig:
                                     "read back).", shown="none")
     quantizers: tuple[str, ...] = setting(("kmeans", "uniform"), "Schemes for --bits: kmeans (one codebook "
                                           "per layer) and/or uniform (scales per output channel).")
-    calibration: int = setting(1024, "Second-order methods (obs*): calibration images, drawn from the "
-                               "training split.")
-    calibration_seed: int = setting(0, "Second-order methods: seed of the calibration draw.")
+    calibration: int = setting(1024, "Methods that read calibration images (obs*, obc*, channels-rec*, "
+                               "blocks): how many, drawn from the training split.")
+    calibration_seed: int = setting(0, "Methods that read calibration images: seed of their draw.")
     damp: float = setting(0.01, "Second-order methods: Hessian damping, as a fraction of its mean diagonal.")
     obs_block: int = setting(128, "Second-order methods: input columns updated at a time.")
     batch_size: int = setting(500, "Evaluation batch size.")

@@ -82,8 +82,9 @@ def make_prunable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
 
 
 def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
-    """The shapes that make a channel-pruned model: registry name plus every conv, batch norm,
-    linear and option-A shortcut with its channel counts (JSON-serialisable, no code)."""
+    """The shapes that make a channel- or block-pruned model: registry name plus every conv, batch
+    norm, linear and option-A shortcut with its channel counts, and every identity (where a removed
+    residual block was; JSON-serialisable, no code)."""
     modules = {}
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
@@ -100,6 +101,8 @@ def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
         elif isinstance(m, ChannelMapShortcut):
             modules[name] = {"type": "ChannelMapShortcut", "in": m.in_channels, "out": m.out_channels,
                              "stride": m.stride}
+        elif isinstance(m, nn.Identity):
+            modules[name] = {"type": "Identity"}
     classifier = model.get_submodule(info.classifier)
     stem = model.get_submodule(info.stem)
     return {"format": SPEC_FORMAT, "model": info.name, "num_classes": classifier.out_features,
@@ -117,6 +120,8 @@ def _module_from(entry: dict) -> nn.Module:
         return nn.Linear(entry["in"], entry["out"], entry["bias"])
     if kind == "ChannelMapShortcut":
         return ChannelMapShortcut(entry["in"], entry["out"], entry["stride"])
+    if kind == "Identity":
+        return nn.Identity()
     raise PrunelabError(f"architecture spec: unknown module type '{kind}'")
 
 

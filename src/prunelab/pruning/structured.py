@@ -308,13 +308,13 @@ def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
 
 @dataclass(frozen=True)
 class Structured:
-    """A channel-pruned model and how much it lost.
+    """A channel- or block-pruned model and how much it lost.
 
     Attributes:
         model: the smaller model (a new module; the input model is untouched), eval mode.
         requested: the level asked for: fraction of prunable weights to remove.
         achieved: fraction of prunable weights removed, counted on the smaller model.
-        channel_ratio: the channel ratio the search settled on.
+        channel_ratio: the channel ratio the search settled on (0 where whole blocks went).
         layers: prunable weight name -> (weights removed, original size).
         channels: group root -> (channels kept, original channels).
         kept_outputs: conv/linear name -> the indices of its output channels kept, for the

@@ -1,0 +1,91 @@
+"""Depth pruning: which residual blocks can go, that a removed block is exactly the identity, the
+choice of blocks for a level, and that the smaller network rebuilds from its spec."""
+
+import pytest
+import torch
+from cli_helpers import assert_user_error, run
+from torch import nn
+
+from prunelab.errors import PrunelabError
+from prunelab.models import ModelCard, create_model, model_info
+from prunelab.pruning import PRUNERS, PruneContext
+from prunelab.pruning.calibration import Calibration
+from prunelab.pruning.methods.blocks import choose_blocks, removable_blocks, removal_costs
+from prunelab.pruning.spec import architecture_spec, build_from_spec
+
+X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+IMAGES = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+CARD = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.5,) * 3)
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    for m in model.modules():  # batch norms as a trained network has them: not all alike
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.1, 0.1)
+            m.running_var.data.uniform_(0.5, 1.5)
+    return model
+
+
+def test_only_blocks_with_an_identity_shortcut_can_go(resnet20):
+    # stage 1's first block keeps the stem's 16 channels at stride 1: it can go too
+    assert removable_blocks(resnet20) == [f"layer{s}.{i}" for s, i in ((1, 0), (1, 1), (1, 2), (2, 1), (2, 2),
+                                                                    (3, 1), (3, 2))]
+    assert removable_blocks(create_model("smallcnn", 10, 1)) == []
+
+
+def test_a_block_whose_branch_gives_zero_costs_nothing_to_remove(resnet20):
+    import copy
+
+    model = copy.deepcopy(resnet20)
+    with torch.no_grad():  # the branch of layer2.1 ends in a batch norm that outputs 0
+        model.layer2[1].bn2.weight.zero_(), model.layer2[1].bn2.bias.zero_()
+    costs = removal_costs(model, removable_blocks(model), IMAGES, batch_size=16)
+    assert costs["layer2.1"] < 1e-9  # relu(0 + x) = x: the identity is exact
+    assert min(v for k, v in costs.items() if k != "layer2.1") > 1e-6
+    assert torch.equal(model.layer2[1].bn2.weight, torch.zeros(32))  # read only
+
+
+def test_blocks_are_chosen_cheapest_first_to_the_nearest_whole_block():
+    costs, weights = {"a": 0.3, "b": 0.1, "c": 0.2}, {"a": 60, "b": 10, "c": 30}
+    assert choose_blocks(costs, weights, 200, 0, 0.2) == ["b", "c"]  # 40 of 200
+    assert choose_blocks(costs, weights, 200, 0, 0.01) == []  # 0 is nearer than 10 of 200
+    assert choose_blocks(costs, weights, 200, 0, 1.0) == ["b", "c", "a"]
+    assert choose_blocks(costs, weights, 200, 100, 0.55) == ["b"]  # 100 gone already: 110 of 200
+
+
+def test_the_pruned_network_is_smaller_runs_and_rebuilds_from_its_spec(resnet20):
+    ctx = PruneContext(CARD, X, calibration=lambda: Calibration(IMAGES, batch_size=16))
+    pruner = PRUNERS.get("blocks")
+    result = pruner.prune(resnet20, 0.3, ctx)
+    r = result.structured
+    gone = [b for b in removable_blocks(resnet20) if isinstance(r.model.get_submodule(b), nn.Identity)]
+    assert gone and abs(r.achieved - 0.3) < 0.15
+    removed = sum(k for k, _ in r.layers.values())
+    assert removed == sum(p.numel() for b in gone for n, p in resnet20.get_submodule(b).named_parameters()
+                          if n.endswith("conv1.weight") or n.endswith("conv2.weight"))
+    spec = architecture_spec(r.model, model_info("resnet20"))
+    rebuilt = build_from_spec(spec)
+    rebuilt.load_state_dict(r.model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(X), r.model(X))
+    assert sum(p.numel() for p in resnet20.parameters()) > sum(p.numel() for p in r.model.parameters())
+    none = pruner.prune(resnet20, 0.0, ctx).structured
+    assert none.achieved == 0
+    with torch.no_grad():
+        assert torch.equal(none.model(X), resnet20(X))
+
+
+def test_a_network_without_residual_blocks_is_refused_in_one_line():
+    ctx = PruneContext(ModelCard("smallcnn", 10, 1, (0.5,), (0.5,), input_size=8))
+    with pytest.raises(PrunelabError, match="has none prunelab knows"):
+        PRUNERS.get("blocks").check_model(create_model("smallcnn", 10, 1), ctx)
+
+
+def test_a_sweep_of_blocks_on_a_network_without_them_exits_2(digits_checkpoint, tmp_path, monkeypatch,
+                                                              capsys):
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "blocks",
+                       "--levels", 0.5, "--out", tmp_path / "r", "--no-report")
+    assert_user_error(code, err, "has none prunelab knows", "use a channel method")
