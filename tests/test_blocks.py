@@ -6,12 +6,18 @@ import torch
 from cli_helpers import assert_user_error, run
 from torch import nn
 
+from prunelab.data import normalize
 from prunelab.errors import PrunelabError
+from prunelab.experiment.store import Store
+from prunelab.io.checkpoint import save_checkpoint
+from prunelab.io.formats.structured import load_structured
+from prunelab.measure import evaluate
 from prunelab.models import ModelCard, create_model, model_info
 from prunelab.pruning import PRUNERS, PruneContext
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.methods.blocks import choose_blocks, removable_blocks, removal_costs
 from prunelab.pruning.spec import architecture_spec, build_from_spec
+from prunelab.training import TrainConfig, fit
 
 X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 IMAGES = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -89,3 +95,34 @@ def test_a_sweep_of_blocks_on_a_network_without_them_exits_2(digits_checkpoint, 
     code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "blocks",
                        "--levels", 0.5, "--out", tmp_path / "r", "--no-report")
     assert_user_error(code, err, "has none prunelab knows", "use a channel method")
+
+
+@pytest.mark.slow  # five short trainings of a ResNet-20: ~40 s on 2 cores
+def test_a_chain_of_block_removals_exports_the_network_its_sweep_measured(digits, monkeypatch, capsys,
+                                                                          tmp_path):
+    """blocks+iter on a ResNet-20 trained briefly on the digits: the export from the checkpoint
+    holds the network the sweep measured (the second round removes blocks from the first's)."""
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, 1)
+    cfg = TrainConfig(epochs=1, lr=0.05, batch_size=64)
+    history = fit(model, digits, (0.5,), (0.5,), cfg, torch.device("cpu"))
+    card = ModelCard("resnet20", 10, 1, (0.5,), (0.5,), classes=digits.classes, data="digits", epochs=1,
+                     top1=history.test_top1, input_size=8)
+    save_checkpoint(tmp_path / "ck", model, card)
+    options = ("--levels", "0.2,0.4", "--epochs", 1, "--calibration", 64)
+    code, stdout, err = run(monkeypatch, capsys, "export", "--checkpoint", tmp_path / "ck", "--method",
+                            "blocks+iter", "--level", 0.4, "--format", "structured",
+                            "--out", tmp_path / "m", *options)
+    assert code == 0 and "bit-exact" in stdout, err
+    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "ck", "--methods", "blocks+iter",
+                       "--out", tmp_path / "run", "--no-report", *options)
+    assert code == 0, err
+    exported = load_structured(tmp_path / "m")[0]
+    assert any(isinstance(exported.get_submodule(b), nn.Identity) for b in removable_blocks(model))
+    store = Store.open(tmp_path / "run")
+    chain = {p.target_sparsity: p for p in store.points() if p.method == "blocks+iter"}
+    store.close()
+    point = chain[0.4]
+    assert 0 < chain[0.2].sparsity <= point.sparsity
+    x = normalize(digits.test.x, (0.5,), (0.5,))
+    assert evaluate(exported, x, digits.test.y).correct == point.correct
