@@ -32,3 +32,20 @@ def masked_resnet20(sparsity: float, method: str = "global"):
     w = prunable_weights(model, "linear")
     apply_masks(model, masks_of(method, {k: v.detach() for k, v in w.items()}, sparsity))
     return model
+
+
+def varied_resnet20():
+    """A seeded random-init ResNet-20 in eval mode whose batch norms differ as a trained network's
+    do (scales, shifts and variances not all alike)."""
+    import torch
+    from torch import nn
+
+    from prunelab.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.1, 0.1)
+            m.running_var.data.uniform_(0.5, 1.5)
+    return model

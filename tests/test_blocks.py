@@ -4,6 +4,7 @@ choice of blocks for a level, and that the smaller network rebuilds from its spe
 import pytest
 import torch
 from cli_helpers import assert_user_error, run
+from pruning_helpers import varied_resnet20
 from torch import nn
 
 from prunelab.data import normalize
@@ -26,13 +27,7 @@ CARD = ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.5,) * 3)
 
 @pytest.fixture(scope="module")
 def resnet20():
-    torch.manual_seed(0)
-    model = create_model("resnet20").eval()
-    for m in model.modules():  # batch norms as a trained network has them: not all alike
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.1, 0.1)
-            m.running_var.data.uniform_(0.5, 1.5)
-    return model
+    return varied_resnet20()
 
 
 def test_only_blocks_with_an_identity_shortcut_can_go(resnet20):

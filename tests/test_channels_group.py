@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 from cli_helpers import run
-from torch import nn
+from pruning_helpers import varied_resnet20
 
-from prunelab.models import ModelCard, create_model, model_info
+from prunelab.models import ModelCard, model_info
 from prunelab.pruning import GROUP_CRITERIA, PRUNERS, PruneContext
 from prunelab.pruning.calibration import Calibration
 from prunelab.pruning.reconstruction import downstream, reconstruct, starved
@@ -19,13 +19,7 @@ X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 @pytest.fixture(scope="module")
 def resnet20():
-    torch.manual_seed(0)
-    model = create_model("resnet20").eval()
-    for m in model.modules():  # batch norms as a trained network has them: not all alike
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.1, 0.1)
-            m.running_var.data.uniform_(0.5, 1.5)
-    return model
+    return varied_resnet20()
 
 
 def _group_of(model, root: str):
