@@ -83,8 +83,11 @@ def make_prunable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
 
 def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
     """The shapes that make a channel- or block-pruned model: registry name plus every conv, batch
-    norm, linear and option-A shortcut with its channel counts, and every identity (where a removed
-    residual block was; JSON-serialisable, no code)."""
+    norm, linear and option-A shortcut with its channel counts, and every identity where the
+    unpruned architecture has something else (a removed residual block; JSON-serialisable, no code)."""
+    classifier = model.get_submodule(info.classifier)
+    stem = model.get_submodule(info.stem)
+    unpruned = dict(create_model(info.name, classifier.out_features, stem.in_channels).named_modules())
     modules = {}
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
@@ -101,10 +104,8 @@ def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
         elif isinstance(m, ChannelMapShortcut):
             modules[name] = {"type": "ChannelMapShortcut", "in": m.in_channels, "out": m.out_channels,
                              "stride": m.stride}
-        elif isinstance(m, nn.Identity):
+        elif isinstance(m, nn.Identity) and not isinstance(unpruned.get(name), nn.Identity):
             modules[name] = {"type": "Identity"}
-    classifier = model.get_submodule(info.classifier)
-    stem = model.get_submodule(info.stem)
     return {"format": SPEC_FORMAT, "model": info.name, "num_classes": classifier.out_features,
             "in_channels": stem.in_channels, "modules": modules}
 
