@@ -87,7 +87,8 @@ def architecture_spec(model: nn.Module, info: ModelInfo) -> dict:
     unpruned architecture has something else (a removed residual block; JSON-serialisable, no code)."""
     classifier = model.get_submodule(info.classifier)
     stem = model.get_submodule(info.stem)
-    unpruned = dict(create_model(info.name, classifier.out_features, stem.in_channels).named_modules())
+    with torch.device("meta"):  # its module types only: no weights allocated or initialised
+        unpruned = dict(create_model(info.name, classifier.out_features, stem.in_channels).named_modules())
     modules = {}
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
