@@ -39,25 +39,75 @@ from .training.recipe import check_from_scratch
 
 
 def train(model_name: str, data: str, data_root: str | None, download: bool, out: Path, cfg: TrainConfig,
-          device: str = "auto", on_step=None, on_epoch=None) -> tuple[ModelCard, History]:
-    """Train `model_name` from scratch on `data` and save the checkpoint into `out` (the training
-    state after every epoch too: the same call resumes). Under torchrun: one model with DDP."""
+          device: str = "auto", on_step=None, on_epoch=None, train_data: str | None = None,
+          on_plan=None) -> tuple[ModelCard, History]:
+    """Train `model_name` from scratch on `data` (or on `train_data`'s training images, `data`'s
+    exact pixels kept where it records their positions) and save the checkpoint into `out`; the
+    training state is saved every few minutes and the same call resumes. With `cfg.time_budget`
+    the epochs are sized from measured step times before the first and kept on every resume;
+    `on_plan(epochs, plan)` is told the epochs (and the plan, when measured now). Under torchrun:
+    one model with DDP."""
     check_from_scratch(cfg)
     dataset = load_dataset(data, data_root, download)
+    if train_data is not None:
+        dataset = with_training_set(dataset, load_dataset(train_data, data_root, download), train_data)
     # A model trained here is normalised with its training data's per-channel statistics,
     # recorded in its card; the registry's defaults describe foreign checkpoints.
     mean, std = input_statistics(dataset)
     model = new_model(model_name, dataset, cfg)  # the initial weights too come from the recipe's seed
     out.mkdir(parents=True, exist_ok=True)
-    history = fit(model, dataset, mean, std, cfg, pick_device(device), state_dir=out, distributed_data=True,
+    where = pick_device(device)
+    cfg, plan = _budgeted(model, dataset, mean, std, cfg, where, out)
+    if on_plan is not None:
+        on_plan(cfg.epochs, plan)
+    history = fit(model, dataset, mean, std, cfg, where, state_dir=out, distributed_data=True,
                   on_step=on_step, on_epoch=on_epoch)
+    last = history.epochs[-1] if history.epochs else {}
+    training = {"train_data": train_data or data, "train_images": len(dataset.train),
+                "seconds": last.get("seconds"), "cpu_seconds": last.get("cpu_seconds"),
+                "commit": _commit()}
     card = ModelCard(model=model_name, num_classes=len(dataset.classes), in_channels=dataset.train.x.shape[1],
                      mean=mean, std=std, classes=dataset.classes, input_size=dataset.image_size,
                      data=dataset.source, epochs=cfg.epochs,
-                     top1=history.test_top1, recipe=dataclasses.asdict(cfg))
+                     top1=history.test_top1, recipe=dataclasses.asdict(cfg), training=training)
     if distributed.is_main():
         save_checkpoint(out, model.cpu(), card)
     return card, history
+
+
+def _budgeted(model, dataset, mean, std, cfg: TrainConfig, device, out: Path):
+    """`cfg` with its epochs sized to its time budget (measured now, or as a saved state planned
+    them), and the plan when one was measured now."""
+    if cfg.time_budget is None:
+        return cfg, None
+    from .training import STATE_FILE
+    from .training.budget import plan as plan_epochs
+    from .training.fit import load_state
+
+    state = out / STATE_FILE
+    if state.exists():  # resume: the epochs the first call planned (fit refuses another budget)
+        saved = load_state(state, torch.device("cpu"))["config"]
+        if saved.get("time_budget") is not None:
+            return dataclasses.replace(cfg, epochs=int(saved["epochs"])), None
+    plan = plan_epochs(model, dataset, mean, std, cfg, device)
+    return dataclasses.replace(cfg, epochs=plan.epochs), plan
+
+
+def _commit() -> str | None:
+    """The git commit of the prunelab source that runs, when it is a clean checkout's."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def answers(points: list[Point], methods: tuple[str, ...], budget: float) -> dict[str, Answer]:

@@ -98,7 +98,7 @@ def _listing_row(name: str, text: str, width: int, columns: int) -> str:
 
 @cli.command()
 @click.option("--model", "model_name", required=True, help="Registry name, see 'prunelab models'.")
-@options(SweepConfig, only=DATA)
+@options(SweepConfig, only=(*DATA, "train_data"))
 @options(TrainConfig)
 @config_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -109,8 +109,9 @@ def train(model_name, config_file, device, out, **given):
     cfg = resolve(TrainConfig, config_file, **values(TrainConfig, given))
     data = resolve(SweepConfig, checkpoint="", **values(SweepConfig, given))
     card = run_train(model_name, data, Path(out), cfg, device)
-    say(f"saved {model_name} ({card.top1:.2f}% test top-1 after {cfg.epochs} epochs) "
-        f"to {Path(out) / 'model.safetensors'}")
+    hours = (card.training.get("cpu_seconds") or 0) / 3600
+    say(f"saved {model_name} ({card.top1:.2f}% test top-1 after {card.epochs} epochs, "
+        f"{hours:.2f} CPU hours) to {Path(out) / 'model.safetensors'}")
 
 
 def _writable_folder(path: Path, what: str) -> None:
@@ -134,9 +135,17 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
     model_info(model_name)  # an unknown name, or a recipe that cannot train, is one line before any bar
     check_from_scratch(cfg)
     _writable_folder(out, "--out")
-    steps = cfg.epochs * -(-len(_train_images(data)) // cfg.batch_size)
-    progress = bar(steps, f"train {model_name}", "step", quiet=quiet)
+    per_epoch = -(-len(_train_images(data)) // cfg.batch_size)
+    progress = bar(cfg.epochs * per_epoch, f"train {model_name}", "step", quiet=quiet)
     last, board = {}, TensorBoard(out, enabled=distributed.is_main())
+
+    def on_plan(epochs, plan):
+        progress.reset(total=epochs * per_epoch)
+        if plan is not None and not quiet and distributed.is_main():
+            steps = ", ".join(f"{s}px {t:.2f} s" for s, t in sorted(plan.step_seconds.items()))
+            tqdm.write(f"time budget {plan.budget_s / 3600:.2f} h: {plan.epochs} epochs planned "
+                       f"({plan.planned_s / 3600:.2f} h; a step {steps}; an evaluation "
+                       f"{plan.eval_seconds:.0f} s)")
 
     def on_step(epoch, i, loss):
         progress.update(1)
@@ -148,12 +157,13 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
         last.update(record)
         board.epoch(record)
         if not quiet and distributed.is_main():
-            tqdm.write(f"epoch {record['epoch']:3d}  loss {record['train_loss']:.4f}  "
-                       f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%")
+            tqdm.write(f"epoch {record['epoch']:3d}  {record['size']}px  loss {record['train_loss']:.4f}  "
+                       f"train {record['train_top1']:5.1f}%  test {record['test_top1']:5.2f}%  "
+                       f"{record['seconds'] / 3600:.2f} h")
 
     try:
         card, history = api.train(model_name, data.data, data.data_root, data.download, out, cfg, device,
-                                  on_step, on_epoch)
+                                  on_step, on_epoch, train_data=data.train_data, on_plan=on_plan)
     finally:
         progress.close()
         board.close()
@@ -167,7 +177,7 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
 def _train_images(data: SweepConfig):
     from ..data import load_dataset
 
-    return load_dataset(data.data, data.data_root, data.download).train
+    return load_dataset(data.train_data or data.data, data.data_root, data.download).train
 
 
 # ---------------------------------------------------------------- sweep and sensitivity

@@ -24,6 +24,8 @@ class ModelCard:
         input_size: image height = width the network was trained on (None: not recorded).
         data, epochs, top1, recipe: how it was trained (top-1 in percent, on `data`'s test split).
         source: the file its weights were read from.
+        training: how the training went, where prunelab trained it: the training images, the
+            time plan, the clock (wall and CPU seconds), the commit, further measured accuracies.
     """
 
     model: str
@@ -38,6 +40,7 @@ class ModelCard:
     top1: float | None = None
     recipe: dict = field(default_factory=dict)
     source: str | None = None
+    training: dict = field(default_factory=dict)
     prunelab_version: str = __version__
 
     @property

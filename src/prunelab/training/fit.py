@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -21,7 +23,8 @@ from ..io import atomic
 from ..measure import evaluate
 from ..pruning.masks import Masks, apply_masks
 from .batch import augment, distillation_loss
-from .recipe import TrainConfig, check_config, epoch_steps, lr_at
+from .plan import size_at
+from .recipe import NOT_RECIPE, TrainConfig, check_config, epoch_steps, lr_at
 
 STATE_FILE = "train_state.pt"
 
@@ -71,7 +74,7 @@ def write_whole(path: Path, data, tmp: Path | None = None) -> None:
                             f"(training resumes from the last state saved)") from None
 
 
-def _load_state(path: Path, device: torch.device) -> dict:
+def load_state(path: Path, device: torch.device) -> dict:
     """A saved training state; one that cannot be read is one line, never discarded here (it may
     hold hours of training; since states are written whole, a damaged one is not a mere kill)."""
     start_over = "delete it to train from the first epoch again (nothing else is lost)"
@@ -94,7 +97,7 @@ def _load_state(path: Path, device: torch.device) -> dict:
 def _check_same_recipe(path: Path, saved: dict, now: dict) -> None:
     """A saved training state resumes only under the recipe it was saved with; a setting that
     exists on one side only (a newer or older prunelab) is not a difference."""
-    diff = sorted(k for k in saved.keys() & now.keys() if saved[k] != now[k])
+    diff = sorted(k for k in saved.keys() & now.keys() - set(NOT_RECIPE) if saved[k] != now[k])
     if diff:
         changes = ", ".join(f"{k} {saved[k]} -> {now[k]}" for k in diff)
         raise PrunelabError(f"{path} holds training saved under another recipe ({changes}); pass the "
@@ -115,6 +118,30 @@ class _Run:
     first_epoch: int
     share: tuple[int, int]  # (this process, processes): DDP splits every batch
     ddp: bool
+    folder: Path | None = None  # where the state is saved (None: nowhere)
+    partial: dict | None = None  # an epoch saved part-way: its order, the steps done, its sums
+    clock: dict = field(default_factory=lambda: {"seconds": 0.0, "cpu_seconds": 0.0})
+    ticks: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
+    last_save: float = field(default_factory=time.perf_counter)
+
+    def tick(self) -> dict:
+        """The training clock (wall and this process's CPU seconds, over every resume) brought up
+        to now."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.clock = {"seconds": self.clock["seconds"] + wall - self.ticks[0],
+                      "cpu_seconds": self.clock["cpu_seconds"] + cpu - self.ticks[1]}
+        self.ticks = (wall, cpu)
+        return self.clock
+
+    def save(self, cfg: TrainConfig, epoch: int, partial: dict | None = None) -> None:
+        """Save the state: `epoch` epochs done, and `partial` of the next (or None)."""
+        self.tick()
+        if self.folder is not None and (not self.ddp or distributed.is_main()):  # DDP: one copy
+            _save_state(self.folder, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                                      "generator": self.gen.get_state(), "masks": self.masks, "epoch": epoch,
+                                      "history": self.history.epochs, "config": asdict(cfg),
+                                      "partial": partial, "clock": self.clock})
+        self.last_save = time.perf_counter()
 
 
 def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Masks | None,
@@ -131,11 +158,11 @@ def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Mask
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)  # on the CPU: the stream of old
-    history, first_epoch = History(), 0
+    history, first_epoch, partial, clock = History(), 0, None, None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / STATE_FILE).exists():
-            saved = _load_state(folder / STATE_FILE, device)
+            saved = load_state(folder / STATE_FILE, device)
             _check_same_recipe(folder / STATE_FILE, saved["config"], asdict(cfg))
             try:
                 model.load_state_dict(saved["model"])
@@ -147,6 +174,7 @@ def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Mask
                                     f"it to train from the first epoch again") from None
             masks = saved["masks"] if saved["masks"] is not None else masks
             history.epochs, first_epoch = saved["history"], saved["epoch"]
+            partial, clock = saved.get("partial"), saved.get("clock")
     if masks is not None:
         masks = {name: m.to(device) for name, m in masks.items()}
         apply_masks(model, masks)
@@ -161,7 +189,10 @@ def _setup(model: nn.Module, cfg: TrainConfig, device: torch.device, masks: Mask
         ids = [device.index] if device.type == "cuda" else None
         step_model = DistributedDataParallel(step_model, device_ids=ids)
     share = (distributed.rank(), distributed.world_size()) if ddp else (0, 1)
-    return _Run(model, step_model, opt, gen, masks, history, first_epoch, share, ddp)
+    run = _Run(model, step_model, opt, gen, masks, history, first_epoch, share, ddp, folder, partial)
+    if clock is not None:
+        run.clock = dict(clock)
+    return run
 
 
 def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: torch.device,
@@ -211,35 +242,44 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
     x_test, y_test = standardize(data.test.x.to(device), m, s), data.test.y.to(device)
     if cfg.channels_last:
         x_test = x_test.contiguous(memory_format=torch.channels_last)
+    full = x_train.shape[-1]
     for epoch in range(run.first_epoch, cfg.epochs):
-        record = _epoch(run, epoch, x_train, y_train, (m, s), data, cfg, pruner, on_step, teacher)
+        size = size_at(epoch, cfg.epochs, cfg.sizes, full)
+        record = _epoch(run, epoch, x_train, y_train, (m, s), data, cfg, pruner, on_step, teacher, size)
         if evaluate_every and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs):
             ev = evaluate(model, x_test, y_test)
             record.update(test_top1=ev.top1, test_loss=ev.loss)
         run.history.epochs.append(record)
-        if folder is not None and (not run.ddp or distributed.is_main()):  # DDP: one copy of the state
-            _save_state(folder, {"model": model.state_dict(), "optimizer": run.opt.state_dict(),
-                                 "generator": run.gen.get_state(), "masks": run.masks, "epoch": epoch + 1,
-                                 "history": run.history.epochs, "config": asdict(cfg)})
+        run.save(cfg, epoch + 1)
+        record.update(run.clock)
         if on_epoch is not None:
             on_epoch(record)
     return run.history
 
 
 def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, norm, data: Dataset,
-           cfg: TrainConfig, pruner, on_step, teacher) -> dict:
-    """One epoch of steps; returns its record (train loss and top-1 read once, at the end)."""
+           cfg: TrainConfig, pruner, on_step, teacher, size: int) -> dict:
+    """One epoch of steps at `size` x `size` pixels, resumed part-way where the state was saved
+    part-way; returns its record (train loss and top-1 read once, at the end). The state is also
+    saved every `cfg.save_every` seconds."""
     model, device = run.model, x_train.device
     model.train()
     per_epoch = epoch_steps(len(y_train), cfg)
-    order = torch.randperm(len(y_train), generator=run.gen, device=run.gen.device).to(device)
+    partial, run.partial = run.partial, None
+    if partial is not None:  # the order, steps and sums of this epoch as saved
+        order, first = partial["order"].to(device), partial["step"]
+        loss_sum, right = partial["loss_sum"].to(device), partial["right"].to(device)
+        seen = partial["seen"]
+    else:
+        order = torch.randperm(len(y_train), generator=run.gen, device=run.gen.device).to(device)
+        loss_sum = torch.zeros((), device=device)  # on the device: no sync per step
+        right = torch.zeros((), device=device)
+        first, seen = 0, 0
     bf16 = cfg.amp and native_bf16(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    loss_sum = torch.zeros((), device=device)  # on the device: no sync per step
-    right = torch.zeros((), device=device)
-    seen, lr = 0, cfg.lr
+    lr = lr_at(max(epoch * per_epoch + first - 1, 0), per_epoch, cfg)
     share, shares = run.share
-    for i in range(per_epoch):
+    for i in range(first, per_epoch):
         step = epoch * per_epoch + i
         if pruner is not None:
             new = pruner(step, model, run.masks)
@@ -249,6 +289,8 @@ def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, 
         idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size][share::shares]
         xb = augment(x_train[idx], data.pad, data.flip, run.gen) if cfg.augment else x_train[idx]
         xb, yb = standardize(xb, *norm), y_train[idx]
+        if size != xb.shape[-1]:
+            xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         lr = lr_at(step, per_epoch, cfg)
@@ -274,6 +316,9 @@ def _epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor, 
         right += (logits.argmax(1) == yb).sum()
         if on_step is not None:
             on_step(epoch, i, loss.detach())
-    return {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen,
-            "train_top1": 100.0 * float(right) / seen, "lr": lr,
+        if i + 1 < per_epoch and time.perf_counter() - run.last_save >= cfg.save_every:
+            run.save(cfg, epoch, {"order": order.cpu(), "step": i + 1, "loss_sum": loss_sum.cpu(),
+                                  "right": right.cpu(), "seen": seen})
+    return {"epoch": epoch + 1, "train_loss": float(loss_sum) / max(seen, 1),
+            "train_top1": 100.0 * float(right) / max(seen, 1), "lr": lr, "size": size,
             "precision": "bf16" if bf16 else "fp32"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..config import setting
 from ..errors import PrunelabError
+from .plan import check_sizes, parse_duration, parse_sizes
 from .schedules import SCHEDULES
 
 
@@ -42,6 +43,20 @@ class TrainConfig:
     zero_init_residual: bool = setting(False, "Fresh models: the last batch norm of each residual branch "
                                        "starts at 0.")
     drop_last: bool = setting(False, "Skip each epoch's last partial batch (every step then has one shape).")
+    sizes: tuple[tuple[int, float], ...] = setting(
+        (), "Progressive resizing: SIZE:FRACTION pairs, e.g. 16:0.4,24:0.3 trains the first 40% of the "
+        "epochs on images resized to 16x16, the next 30% at 24x24, the rest at full size.",
+        parse=parse_sizes, shown="none")
+    time_budget: float | None = setting(None, "Size the schedule to this much time (8h, 90m, 3600s): "
+                                        "the epochs that fit, from step times measured before the "
+                                        "first; --epochs is then the most it may take.",
+                                        parse=parse_duration)
+    save_every: float = setting(300.0, "Also save the training state every this many seconds within "
+                                "an epoch (0: after every step); not part of the recipe.")
+
+
+# Settings that do not change what is trained: a state saved under other values still resumes.
+NOT_RECIPE = ("save_every",)
 
 
 def epoch_steps(n_images: int, cfg: TrainConfig) -> int:
@@ -91,5 +106,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.warmup_epochs < 0 or (cfg.warmup_epochs > 0 and cfg.warmup_epochs >= length):
         raise PrunelabError(f"warm-up of {cfg.warmup_epochs} epochs must be >= 0 and shorter than the "
                             f"schedule's {length} epochs")
+    check_sizes(cfg.sizes)
+    if not cfg.save_every >= 0:
+        raise PrunelabError(f"save_every must be >= 0 seconds, got {cfg.save_every}")
     if not 0 <= cfg.label_smoothing < 1:
         raise PrunelabError(f"label smoothing must be in [0, 1), got {cfg.label_smoothing}")
