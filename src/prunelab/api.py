@@ -18,7 +18,8 @@ from .data.calibration import calibration_images
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
-from .experiment.config import SweepConfig, check_profile, validate
+from .experiment.config import SweepConfig, check_profile, reads_of, validate
+from .experiment.destination import check_destination
 from .experiment.lock import run_lock
 from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
@@ -122,6 +123,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
     """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share,
     `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
     check_budget(budget)  # before hours of points, not after
+    check_destination(out, reads_of(cfg), kind="run")
     with run_lock(out):
         run = Sweep(cfg, out, kind=SWEEP)
         try:
@@ -139,6 +141,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
 def sensitivity(cfg: SweepConfig, out: Path, on_point=None, on_start=None, channels: bool = False) -> dict:
     """Prune each layer alone at every level, or with `channels` each block's inner channels alone at
     every channel ratio (resumable); returns the profile (also in RUN)."""
+    check_destination(out, reads_of(cfg), kind="run")
     with run_lock(out):
         run = Sweep(cfg, out, kind=SENSITIVITY)
         try:
@@ -177,6 +180,7 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
         raise PrunelabError(f"--input-size must be at least 1 pixel, got {input_size}")
     if (run is None) == (cfg is None):
         raise PrunelabError("pass either a RUN folder or --checkpoint, not both or neither")
+    check_destination(out, reads_of(cfg) if cfg is not None else _run_reads(run))
     spec = MethodSpec.parse(method, allow_dense=True)
     check_sparsity(level, "--level")
     channels = not spec.is_dense and spec.pruner.shrinks
@@ -197,6 +201,15 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
     x, y = normalize(data.test.x, card.mean, card.std), data.test.y
     file_top1 = 100.0 * float((file_format.logits(exported.path, x).argmax(1) == y).float().mean())
     return Export(exported, pruned, level, (file_top1, evaluate(pruned.model.eval(), x, y).top1))
+
+
+def _run_reads(run: Path) -> list[str]:
+    """The files a swept run was computed from (its checkpoint, data): an export reads them again."""
+    store = Store.open(run)
+    config = store.meta("config") or {}
+    store.close()
+    checkpoint = config.get("checkpoint_from_run")
+    return [run / checkpoint if checkpoint else None, config.get("data"), config.get("train_data")]
 
 
 def _run_data(run: Path | None, cfg: SweepConfig | None) -> Dataset:
@@ -245,6 +258,7 @@ def latency_table(cfg: SweepConfig, out: Path, batch: int = 1, input_size: int |
     the table to `out` (JSON) and return it (`measure.latency_table.LatencyTable`)."""
     from .measure.latency_table import measure_table, save_table
 
+    check_destination(out, reads_of(cfg))
     wb = Workbench(cfg, input_size, reads_data=False)
     info = wb.card.info
     table = measure_table(copy.deepcopy(wb.model), wb.card.model, wb.input_shape, info.stem, info.classifier,

@@ -15,6 +15,7 @@ from .. import __version__, api
 from ..config import resolve
 from ..errors import PrunelabError
 from ..experiment.config import SweepConfig
+from ..experiment.destination import check_destination
 from ..recovery import RecoveryConfig
 from ..training import TrainConfig
 from ..training.recipe import check_from_scratch
@@ -104,11 +105,13 @@ def _listing_row(name: str, text: str, width: int, columns: int) -> str:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Folder for model.safetensors + model.json (resumes a run left there).")
-def train(model_name, config_file, device, out, **given):
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Replace a trained model in --out that has no training state left to resume.")
+def train(model_name, config_file, device, out, overwrite, **given):
     """Train a model from scratch and save it (safetensors + JSON metadata)."""
     cfg = resolve(TrainConfig, config_file, **values(TrainConfig, given))
     data = resolve(SweepConfig, checkpoint="", **values(SweepConfig, given))
-    card = run_train(model_name, data, Path(out), cfg, device)
+    card = run_train(model_name, data, Path(out), cfg, device, reads=[config_file], overwrite=overwrite)
     hours = (card.training.get("cpu_seconds") or 0) / 3600
     say(f"saved {model_name} ({card.top1:.2f}% test top-1 after {card.epochs} epochs, "
         f"{hours:.2f} CPU hours) to {Path(out) / 'model.safetensors'}")
@@ -127,13 +130,42 @@ def _writable_folder(path: Path, what: str) -> None:
                             f"pass another {what}") from None
 
 
-def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, device: str, quiet=False):
+def _check_train_out(out: Path, reads: list, overwrite: bool) -> None:
+    """--out is no input, and a trained model there is replaced only when asked: a folder holding a
+    training state resumes it, one holding only the model would lose it."""
+    from ..experiment.destination import check_destination, is_checkpoint_folder
+    from ..training import STATE_FILE
+
+    check_destination(out, reads, kind="checkpoint")
+    if overwrite or (out / STATE_FILE).exists() or not is_checkpoint_folder(out):
+        return
+    raise PrunelabError(f"--out {out} already holds {_trained(out)} and no training state ({STATE_FILE}) "
+                        f"to resume; pass --overwrite to replace it with a new training, or another --out")
+
+
+def _trained(folder: Path) -> str:
+    """'a trained smallcnn (90.00% test top-1, 3 epochs: model.json, model.safetensors)', as far as
+    its card can be read."""
+    import json
+
+    files = ", ".join(sorted(p.name for p in folder.iterdir() if p.name.startswith("model")))
+    try:
+        card = json.loads((folder / "model.json").read_text())
+        said = f"{card['model']} ({float(card['top1']):.2f}% test top-1, {int(card['epochs'])} epochs: {files})"
+    except (OSError, ValueError, KeyError, TypeError):
+        said = f"model ({files})"
+    return f"a trained {said}"
+
+
+def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, device: str, quiet=False,
+              reads: list = (), overwrite: bool = False):
     """`api.train` with a progress bar, epoch lines and TensorBoard."""
     from .. import distributed
     from ..models import model_info
 
     model_info(model_name)  # an unknown name, or a recipe that cannot train, is one line before any bar
     check_from_scratch(cfg)
+    _check_train_out(out, [data.data, data.train_data, *reads], overwrite)
     _writable_folder(out, "--out")
     per_epoch = -(-len(_train_images(data)) // cfg.batch_size)
     progress = bar(cfg.epochs * per_epoch, f"train {model_name}", "step", quiet=quiet)
@@ -308,10 +340,12 @@ def retime(run, runtime, threads, device, budget):
     machine does; here every model runs in turn within each round (batch 1: 30 rounds, batch 64:
     7), so load falls on all alike and the ratios to dense can be trusted.
     """
+    from ..experiment.analysis import check_budget
     from ..experiment.lock import run_lock
     from ..experiment.retime import retime as retime_points
     from ..experiment.store import DENSE, Store
 
+    check_budget(budget)  # before the stored latencies are replaced, not after
     store = Store.open(run)
     config = store.meta("config") or {}
     store.close()
@@ -345,9 +379,12 @@ def latency_table(checkpoint, runtime, batch, input_size, out, **given):
     (sweep --latency-table FILE)."""
     cfg = sweep_config(checkpoint, None, {**given, "runtime": runtime})
     start = time.monotonic()
-    progress = bar(0, "latency table", "layer")
+    shown = []  # the bar, made at the first layer: a refused --out is one line, no bar before it
 
     def on_layer(name, index, layers):
+        if not shown:
+            shown.append(bar(layers, "latency table", "layer"))
+        progress = shown[0]
         progress.total = layers
         progress.set_postfix_str(name, refresh=False)
         progress.update(index - progress.n)
@@ -355,7 +392,8 @@ def latency_table(checkpoint, runtime, batch, input_size, out, **given):
     try:
         table = api.latency_table(cfg, Path(out), batch, input_size, on_layer)
     finally:
-        progress.close()
+        for progress in shown:
+            progress.close()
     shapes = len({id(grid) for _, grid in table.layers.values()})
     say(f"timed {len(table.layers)} layers ({shapes} shapes) of {table.model} in {table.runtime}, "
         f"{table.threads} thread(s), batch {table.batch}: {1e3 * table.total():.3f} ms at full width, "
@@ -390,6 +428,7 @@ def export(run, checkpoint, method, level, seed, fmt, out, input_size, config_fi
         raise PrunelabError(f"--{settings[0].replace('_', '-')} is for --checkpoint; a RUN's points carry "
                             f"the settings they were swept with")
     cfg = sweep_config(checkpoint, config_file, given) if checkpoint is not None else None
+    check_destination(out, [config_file])
     done = api.export(Path(run) if run else None, cfg, method, level, seed, fmt, Path(out), input_size)
     say(export_line(done, fmt))
 

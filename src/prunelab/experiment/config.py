@@ -150,3 +150,8 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError(f"second-order pruning needs --damp > 0 and --obs-block >= 1, got "
                             f"{cfg.damp} and {cfg.obs_block}")
     return methods
+
+
+def reads_of(cfg: SweepConfig) -> list[str | None]:
+    """The paths a command with these settings reads: none of them may be where it writes."""
+    return [cfg.checkpoint, cfg.data, cfg.train_data, cfg.sensitivity, cfg.latency_table]
