@@ -148,7 +148,7 @@ def test_training_twice_with_one_seed_gives_the_same_weights(monkeypatch, capsys
     (["--bn-batches", "0"], ["--bn-batches", ">= 1"]),
     (["--batch-size", "0"], ["--batch-size", ">= 1"]),
     (["--layer-cap", "0"], ["--layer-cap", "(0, 1]"]),
-    (["--layer-cap", "1.5"], ["--layer-cap", "[0, 1]"]),
+    (["--layer-cap", "1.5"], ["--layer-cap", "(0, 1]"]),  # one wording per bound
 ])
 def test_numbers_that_would_give_a_wrong_answer_are_refused_before_any_work(
         digits_checkpoint, monkeypatch, capsys, tmp_path, args, needles):

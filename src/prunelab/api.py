@@ -231,7 +231,8 @@ def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, inpu
     """A point computed from the checkpoint alone (data loaded only if the method or the file
     format needs it); a quantized method's is its base's network, quantized."""
     spec = method.base
-    validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,)))
+    steps = (*(lv for lv in cfg.levels if lv < level), level)  # the levels this point is pruned through
+    validate(dataclasses.replace(cfg, methods=() if spec.is_dense else (spec.text,), levels=steps))
     needs_data = not spec.from_checkpoint or (not spec.is_dense and spec.pruner.needs_calibration)
     wb = Workbench(cfg, input_size, reads_data=needs_data or reads_data)
     check_profile([] if spec.is_dense else [spec], wb.profile)

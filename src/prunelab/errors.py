@@ -10,6 +10,10 @@ class PrunelabError(Exception):
     """A mistake the user can fix: bad input, missing data, a checkpoint that does not fit."""
 
 
+class PrunelabWarning(UserWarning):
+    """Something the user should know that does not stop the command: the CLI prints it on one line."""
+
+
 def unknown(kind: str, name: str, choices: Iterable[str]) -> PrunelabError:
     """Build the error for an unknown registry name, suggesting the close ones.
 

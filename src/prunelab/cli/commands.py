@@ -166,8 +166,12 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
     model_info(model_name)  # an unknown name, or a recipe that cannot train, is one line before any bar
     check_from_scratch(cfg)
     _check_train_out(out, [data.data, data.train_data, *reads], overwrite)
+    images = len(_train_images(data))
+    if images == 0:
+        raise PrunelabError(f"{data.train_data or data.data} has no training images to train on; pass data "
+                            f"with a training split (--data, or --train-data)")
     _writable_folder(out, "--out")
-    per_epoch = -(-len(_train_images(data)) // cfg.batch_size)
+    per_epoch = -(-images // cfg.batch_size)
     progress = bar(cfg.epochs * per_epoch, f"train {model_name}", "step", quiet=quiet)
     last, board = {}, TensorBoard(out, enabled=distributed.is_main())
 
@@ -351,7 +355,7 @@ def retime(run, runtime, threads, device, budget):
     store.close()
     runtime = runtime or config.get("runtime") or "torch"
     threads = threads if threads is not None else config.get("threads") or 1
-    with run_lock(run):
+    with run_lock(run, option=None):
         points = retime_points(run, runtime, threads, device)
     dense = next((p for p in points if p.method == DENSE), points[0])
     say(f"latency, median ms ({threads} thread{'s' if threads != 1 else ''}, {runtime}, side by side):")

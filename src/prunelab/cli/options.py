@@ -20,12 +20,12 @@ def dest(field: dataclasses.Field) -> str:
     return _flag(field).removeprefix("--").replace("-", "_")
 
 
-def _comma(kind):
+def _comma(kind, flag: str):
     def parse(text: str):
         try:
             return tuple(kind(v) for v in text.split(",") if v.strip())
         except ValueError:
-            raise PrunelabError(f"'{text}' is not a comma-separated list of {kind.__name__}") from None
+            raise PrunelabError(f"{flag} '{text}' is not a comma-separated list of {kind.__name__}") from None
     return parse
 
 
@@ -34,7 +34,7 @@ def _parser(field: dataclasses.Field, hint):
     if field.metadata.get("parse"):
         return field.metadata["parse"]
     if typing.get_origin(hint) is tuple:
-        return _comma(typing.get_args(hint)[0])
+        return _comma(typing.get_args(hint)[0], _flag(field))
     return None
 
 

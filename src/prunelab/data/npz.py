@@ -69,6 +69,11 @@ def load_npz(path: Path, cache_dir: str | os.PathLike | None) -> Dataset:
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not zipfile.is_zipfile(path) and head != b"\x93NUMPY":  # numpy would suggest unpickling it
+        raise PrunelabError(f"{path} is not a valid .npz file (not a zip archive of named arrays); pass "
+                            f"a file written by numpy.savez")
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -91,6 +96,9 @@ def _checked_split(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> Imag
         raise PrunelabError(f"{path}: x_{split} must be uint8 pixels, got {x.dtype}")
     if x.ndim != 4:
         raise PrunelabError(f"{path}: x_{split} must be (N, H, W, C), got shape {x.shape}")
+    if x.shape[1] in (1, 3) and x.shape[3] not in (1, 3):
+        raise PrunelabError(f"{path}: x_{split} is {x.shape}, channels first (N, C, H, W); the npz layout "
+                            f"is channels last (N, H, W, C): save x.transpose(0, 2, 3, 1)")
     if y.ndim == 2 and y.shape[1] == 1:  # Keras stores labels as (N, 1)
         y = y[:, 0]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):

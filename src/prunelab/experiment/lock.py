@@ -17,14 +17,16 @@ LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike) -> Iterator[None]:
+def run_lock(folder: str | os.PathLike, option: str | None = "--out") -> Iterator[None]:
     """Hold the run folder's lock inside; a second holder stops at once with one line. Under
-    torchrun the processes of one job share the folder: the first one holds the lock for all."""
+    torchrun the processes of one job share the folder: the first one holds the lock for all.
+    `option` named the folder (None: an argument the user cannot point elsewhere), for the lines."""
     folder = Path(folder)
-    with _flock(folder / LOCK_FILE, wait=False) as holder:
+    elsewhere = f"pass another {option}" if option else "use a writable copy of the run"
+    with _flock(folder / LOCK_FILE, wait=False, elsewhere=elsewhere) as holder:
         if holder is not None:
             raise PrunelabError(f"run folder {folder} is in use by another prunelab process (pid {holder}); "
-                                f"wait for it to finish, or pass another --out")
+                                f"wait for it to finish{f', or pass another {option}' if option else ''}")
         yield
 
 
@@ -34,12 +36,12 @@ def report_lock(folder: str | os.PathLike) -> Iterator[None]:
     that report (seconds): two reports never clear each other's temporary folders. A report may
     be written while a sweep computes in the run folder (it reads what is stored so far)."""
     folder = Path(folder)
-    with _flock(folder.parent / f".{folder.name}.lock", wait=True):
+    with _flock(folder.parent / f".{folder.name}.lock", wait=True, elsewhere="use a writable copy of the run"):
         yield
 
 
 @contextlib.contextmanager
-def _flock(path: Path, wait: bool) -> Iterator[str | None]:
+def _flock(path: Path, wait: bool, elsewhere: str) -> Iterator[str | None]:
     """Lock `path` (created) inside and yield None; without `wait`, when another process holds it,
     yield that holder's pid instead (as it wrote it)."""
     if not distributed.is_main():
@@ -49,8 +51,8 @@ def _flock(path: Path, wait: bool) -> Iterator[str | None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise PrunelabError(f"cannot write the run folder {path.parent}: {exc.strerror}; "
-                            f"pass a writable --out") from None
+        raise PrunelabError(f"cannot write the run folder {path.parent}: {exc.strerror}; make it writable "
+                            f"or {elsewhere}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -82,6 +82,13 @@ class MethodSpec:
         return not self.is_dense and self.recovery.keeps_model(self.pruner)
 
     @property
+    def reads_training_split(self) -> bool:
+        """It reads training images after pruning: it retrains, re-estimates batch norm, or tunes
+        (or recalibrates) its quantized tables."""
+        return not self.is_dense and (self.recovery.trains or self.recovery.recalibrates
+                                      or (self.quant is not None and self.quant.recovers))
+
+    @property
     def from_checkpoint(self) -> bool:
         """Its model is the checkpoint pruned again: the dense baseline, and one-shot pruners that
         leave the weights they keep alone. Else it is a kept file, a chain's state, or (quantized)
@@ -117,6 +124,9 @@ def parse_levels(text: str) -> tuple[float, ...]:
                             f"list of numbers, e.g. 0:1:0.05, geometric:0.2:10 or 0,0.5,0.9") from None
     if not values:
         raise PrunelabError("no sparsity levels given; e.g. --levels 0:1:0.05")
+    if not any(values):
+        raise PrunelabError(f"levels '{text}' are all 0: nothing would be pruned; e.g. --levels 0:1:0.05 "
+                            f"or geometric:0.2:10")
     for v in values:
         check_sparsity(v, f"level {v} in --levels '{text}'")
     return tuple(sorted(set(values)))

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PrunelabError
+from ..io.checkpoint import META_FILE
 from .failures import disk_not_file, os_failure
 
 STORE_FILE = "results.sqlite"
@@ -255,6 +256,9 @@ class Store:
         path = Path(folder) / STORE_FILE
         none = PrunelabError(f"{folder} holds no sweep results ({STORE_FILE}); "
                              f"run 'prunelab sweep --out {folder}' first")
+        if (Path(folder) / META_FILE).is_file():  # a checkpoint: its run goes into a folder of its own
+            none = PrunelabError(f"{folder} is a checkpoint folder, not a run folder; sweep it into a "
+                                 f"folder of its own ('prunelab sweep {folder} --out RUN') and pass RUN")
         if not path.exists():
             raise none
         try:

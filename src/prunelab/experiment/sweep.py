@@ -75,6 +75,8 @@ class Sweep:
         _ = self.workbench.dense_macs  # counted once, here: the counter's first use costs most of a second
         if any(m.pruner.needs_calibration for m in self.methods):
             _ = self.workbench.calibration  # drawn now: a count the training split cannot give fails first
+        if any(m.reads_training_split for m in self.methods):
+            _ = self.workbench.train  # loaded now: a split with no images fails before any point
         self.store = self._open_store()
         # Called as (method, level, seed, epoch record) after every retraining epoch.
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None

@@ -124,9 +124,15 @@ class Workbench:
     def train(self) -> Dataset:
         """The retraining data: `data`'s training split, or `train_data`'s (exact pixels kept)."""
         if self.cfg.train_data is None:
-            return self.data
-        other = load_dataset(self.cfg.train_data, self.cfg.data_root, self.cfg.download)
-        return with_training_set(self.data, other, self.cfg.train_data)
+            data = self.data
+        else:
+            other = load_dataset(self.cfg.train_data, self.cfg.data_root, self.cfg.download)
+            data = with_training_set(self.data, other, self.cfg.train_data)
+        if len(data.train) == 0:
+            raise PrunelabError(f"{self.cfg.train_data or self.cfg.data} has no training images, and a method "
+                                f"here reads them (retraining, batch-norm statistics or calibration); pass "
+                                f"--train-data with a training split, or sweep methods that read none")
+        return data
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -9,11 +9,13 @@ import os
 import re
 from pathlib import Path
 
+import warnings
+
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import PrunelabError
+from ..errors import PrunelabError, PrunelabWarning
 from ..models import ModelCard, create_model, model_info
 from .atomic import save_tensors
 
@@ -120,8 +122,18 @@ def _read_shards(index_path: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a sharded checkpoint; a missing, corrupt or incomplete shard is one line."""
     weight_map, shards = _read_index(index_path)
     folder, state = index_path.parent, {}
+    outside = next((file for file in shards if Path(file).name != file), None)
+    if outside is not None:
+        raise PrunelabError(f"checkpoint {folder}: its index names shard {outside}, a path outside the "
+                            f"folder; an index lists shards beside it by file name only")
+    unchecked = [file for file, digest in shards.items() if not digest]
+    if unchecked:
+        warnings.warn(PrunelabWarning(f"checkpoint {folder}: its index records no sha256 for "
+                                      f"{len(unchecked)} of {len(shards)} shards ({', '.join(unchecked[:3])}"
+                                      f"{', ...' if len(unchecked) > 3 else ''}), so they are loaded "
+                                      f"unchecked: a damaged shard would go unnoticed"), stacklevel=2)
     for file, digest in shards.items():
-        path = folder / Path(file).name
+        path = folder / file
         if not path.is_file():
             raise PrunelabError(f"checkpoint {folder}: shard {file} is missing (the index lists "
                                 f"{len(shards)}); copy every shard beside {index_path.name}")
@@ -161,7 +173,7 @@ def _read_card(path: Path) -> ModelCard:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise PrunelabError(f"checkpoint metadata {path} is unreadable ({exc}); "
-                            f"rewrite it or pass --model for a plain weights file") from None
+                            f"copy it again from where the checkpoint was written") from None
     return ModelCard.from_json(raw, f"checkpoint metadata {path}")
 
 
@@ -204,6 +216,11 @@ def _fold_prune_masks(state: dict[str, torch.Tensor], path: Path) -> dict[str, t
         if mask.shape != state[key].shape:
             raise PrunelabError(f"checkpoint {path}: {base}_mask is {tuple(mask.shape)} but {key} is "
                                 f"{tuple(state[key].shape)}; save the pruned model again")
+        odd = mask[(mask != 0) & (mask != 1)]
+        if odd.numel():
+            raise PrunelabError(f"checkpoint {path}: {base}_mask holds {odd.numel():,} values that are not "
+                                f"0 or 1 (e.g. {float(odd[0]):g}), so it is no pruning mask; save the pruned "
+                                f"model again")
         out[base] = state[key] * mask.to(state[key].dtype)
         del out[key], out[base + "_mask"]
     return out
@@ -229,9 +246,22 @@ def _check_head(card: ModelCard, state: dict[str, torch.Tensor], path: Path) -> 
                                 f"{tuple(state[key].shape)}; correct {what} in {META_FILE}")
 
 
-def _fit(model: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path) -> None:
-    """Load `state` strictly into `model`, or explain in one line why it does not fit."""
+def _check_float(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path) -> None:
+    """Floating-point weights where the network has them: integer (quantized) values would be cast
+    to float and measured as if they were the trained network."""
+    ints = [k for k in own if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
+    if ints:
+        dtype = str(state[ints[0]].dtype).removeprefix("torch.")
+        which = f"tensors {ints[0]} and {len(ints) - 1} more hold" if len(ints) > 1 else f"tensor {ints[0]} holds"
+        raise PrunelabError(f"checkpoint {path}: {which} {dtype} values, not floating point weights; save "
+                            f"the float network (dequantize it first)")
+
+
+def _fit(model: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path, carded: bool) -> None:
+    """Load `state` strictly into `model`, or explain in one line why it does not fit (`carded`: the
+    name came from the checkpoint's own metadata, which --model cannot change)."""
     own = model.state_dict()
+    _check_float(own, state, path)
     optional = {k for k in own if k.endswith("num_batches_tracked")}
     missing = [k for k in own if k not in state and k not in optional]
     unexpected = [k for k in state if k not in own]
@@ -244,8 +274,9 @@ def _fit(model: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path
             if items:
                 more = f" and {len(items) - 2} more" if len(items) > 2 else ""
                 parts.append(f"{len(items)} {label}: {', '.join(items[:2])}{more}")
-        raise PrunelabError(f"checkpoint {path} does not fit model '{name}': {'; '.join(parts)}; "
-                            f"pass the --model it was trained as")
+        fix = (f"its {META_FILE} names '{name}', so the weights were saved from another network or "
+               f"damaged: save them again" if carded else "pass the --model it was trained as")
+        raise PrunelabError(f"checkpoint {path} does not fit model '{name}': {'; '.join(parts)}; {fix}")
     model.load_state_dict(state, strict=False)
 
 
@@ -304,5 +335,5 @@ def load_checkpoint(path: str | os.PathLike, model_name: str | None = None
     _check_finite(state, path)
     _check_head(card, state, path)
     model = create_model(card.model, card.num_classes, card.in_channels)
-    _fit(model, state, card.model, path)
+    _fit(model, state, card.model, path, carded=path.suffix not in TORCH_SUFFIXES)
     return model.eval(), card.with_source(str(path))

@@ -93,8 +93,12 @@ class LatencyTable:
         for name, v in data["layers"].items():
             grid = LayerGrid(tuple(int(i) for i in v["ins"]), tuple(int(o) for o in v["outs"]),
                              tuple(tuple(float(s) for s in row) for row in v["seconds"]))
-            if np.asarray(grid.seconds).shape != (len(grid.ins), len(grid.outs)):
+            seconds = np.asarray(grid.seconds)
+            if seconds.shape != (len(grid.ins), len(grid.outs)):
                 raise ValueError(f"layer {name}: grid shape")
+            if not (np.isfinite(seconds) & (seconds > 0)).all():  # a time is a finite number > 0
+                odd = seconds[~(np.isfinite(seconds) & (seconds > 0))][0]
+                raise ValueError(f"layer {name} holds {odd:g} seconds, not a time > 0")
             layers[name] = ((int(v["in"]), int(v["out"])), grid)
         return cls(str(data["model"]), str(data["runtime"]), int(data["threads"]), int(data["batch"]),
                    dict(data["versions"]), str(data["machine"]), tuple(data["input_shape"]), layers,

@@ -84,8 +84,8 @@ def _write(run: Path, data: RunView, folder: Path, gif: bool) -> Report:
         tmp = sibling(folder, "tmp")
         tmp.mkdir()  # as a plain mkdir would make it (the umask's mode, unlike mkdtemp's 0700)
     except OSError as exc:
-        raise PrunelabError(f"cannot write the report folder {folder}: {exc}; "
-                            f"pass a writable --out") from None
+        raise PrunelabError(f"cannot write the report folder {folder}: {exc}; make {folder.parent} "
+                            f"writable (or report a writable copy of the run)") from None
     try:
         files = write_files(tmp, data, run, gif)
         swap(tmp, folder)

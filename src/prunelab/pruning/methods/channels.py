@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import PrunelabError
 from ..base import GROUP_CRITERIA, PRUNERS, GroupCriterion, PruneContext, Pruned, Pruner
 
 
@@ -34,6 +35,13 @@ class ChannelPruner(Pruner):
         self.description, self.keep_stream = description, keep_stream
         self.needs_latency_table = allocation == "latency"
         self.needs_profile = allocation == "sensitivity"
+
+    def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        """A --round-to that some layer is wide enough for: else it would round nothing, silently."""
+        widest = max((int(w.shape[0]) for w in ctx.prunable(model).values()), default=0)
+        if ctx.round_to is not None and ctx.round_to > widest:
+            raise PrunelabError(f"--round-to {ctx.round_to} is more channels than any layer has (at most "
+                                f"{widest} here), so it would round nothing; pass at most {widest}")
 
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         from ..structured import prune_channels
