@@ -56,7 +56,7 @@ def main() -> int:
     table_file, file = out / "table.json", out / "results.json"
     cfg = SweepConfig(checkpoint=str(checkpoint), model=args.model, data=str(DATA), device="cpu")
     wb = Workbench(cfg)
-    model, card, (x, y), shape = wb.model.eval(), wb.card, wb.test, wb.input_shape
+    model, card, (x, y), shape = wb.model.eval(), wb.card, wb.test.tensors(wb.device), wb.input_shape
     if not table_file.exists():
         start = time.perf_counter()
         info = card.info

@@ -74,7 +74,7 @@ def main() -> int:
     file = out / "results.json"
     results = json.loads(file.read_text()) if file.exists() else {}
     wb = Workbench(SweepConfig(checkpoint=str(CHECKPOINT), model="resnet56", data=str(DATA), device="cpu"))
-    model, card, (x, y) = wb.model.eval(), wb.card, wb.test
+    model, card, (x, y) = wb.model.eval(), wb.card, wb.test.tensors(wb.device)
     shape = wb.input_shape
 
     def counted(net) -> int:

@@ -160,7 +160,8 @@ def test_retrained_points_are_kept_and_exported_exactly(digits_checkpoint, tmp_p
     points = {p.target_sparsity: p for p in sweep.run() if p.method == spec}
     pruned, _, shape = point_model(tmp_path, spec, 0.8)
     assert shape == sweep.workbench.input_shape
-    assert np.array_equal(evaluate(pruned.model, *sweep.workbench.test).hits, points[0.8].hits)  # bit-exact
+    test = sweep.workbench.test.tensors(sweep.workbench.device)
+    assert np.array_equal(evaluate(pruned.model, *test).hits, points[0.8].hits)  # bit-exact
     params = sum(p.numel() for p in pruned.model.parameters())
     assert params == points[0.8].total_params
     if spec.startswith("channels"):  # physically smaller, not masked
@@ -216,7 +217,8 @@ def test_channel_pruning_has_no_gradual_schedule_and_old_runs_say_why(digits_che
     from prunelab.measure import evaluate
 
     pruned = point_model(tmp_path, "global+iter", 0.8)[0]  # an iterative chain's saved state serves
-    assert np.array_equal(evaluate(pruned.model, *sweep.workbench.test).hits, points["global+iter", 0.8].hits)
+    test = sweep.workbench.test.tensors(sweep.workbench.device)
+    assert np.array_equal(evaluate(pruned.model, *test).hits, points["global+iter", 0.8].hits)
 
 
 def test_distillation_and_training_data_are_part_of_the_configuration(digits_checkpoint, tmp_path):

@@ -78,7 +78,8 @@ def test_a_state_saved_part_way_through_an_epoch_resumes_to_the_uninterrupted_re
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(cut, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "b", on_step=stop_mid_epoch)
+        fit(cut, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "b",
+            on_step=stop_mid_epoch)
     saved = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
     assert saved["epoch"] == 1 and saved["partial"]["step"] == 1  # step 2 of epoch 2 never finished
     resumed, _ = model_and_masks()

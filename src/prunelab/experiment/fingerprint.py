@@ -12,6 +12,9 @@ import json
 from collections.abc import Iterable
 from types import SimpleNamespace
 
+import torch
+from torch import nn
+
 from ..errors import PrunelabError
 from ..io.checkpoint import weights_digest
 from ..recovery import RecoveryConfig
@@ -25,15 +28,25 @@ def _digest(*tensors) -> str:
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
 
 
+def state_sha256(model: nn.Module) -> str:
+    """sha256 of a module's tensors (names, dtypes, shapes and values): its identity, wherever
+    it came from."""
+    digest = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def fingerprint(wb: Workbench) -> dict:
     """The checkpoint's and data's hashes and every setting that changes every point's numbers."""
-    cfg, test = wb.cfg, wb.data.test
+    cfg, test = wb.cfg, wb.test
     out = {
         "model": wb.card.model,
-        "weights_sha256": weights_digest(cfg.checkpoint),
-        "data": wb.data.name,
+        "weights_sha256": weights_digest(cfg.checkpoint) if wb.objects is None else state_sha256(wb.model),
+        "data": wb.data_name,
         "test_images": len(test),
-        "test_sha256": _digest(test.x, test.y),
+        "test_sha256": test.digest(),
         "prune_classifier": cfg.prune_classifier,
         "layer_cap": cfg.layer_cap,
         "sensitivity_sha256": hashlib.sha256(json.dumps(wb.profile, sort_keys=True).encode()).hexdigest()

@@ -13,7 +13,7 @@ from torch import nn
 from ..io.formats import get_format
 from ..io.formats.sparse import save_sparse
 from ..io.formats.structured import save_structured, structured_bytes
-from ..measure import count, dense_bytes, evaluate, latency, macs, sparse_bytes, weight_density
+from ..measure import count, dense_bytes, evaluate_batches, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
 from ..quant import quantize_model
 from ..quant.model import dequantized
@@ -78,8 +78,7 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
     """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`;
     `file` is its file's (bytes, format) where already written, else measured here."""
     cfg, model = wb.cfg, pruned.model
-    x, y = wb.test
-    ev = evaluate(model, x, y, cfg.batch_size)
+    ev = evaluate_batches(model, wb.test.batches(cfg.batch_size, wb.device))
     if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
         counted = macs(model, wb.input_shape)
         layers = pruned.structured.layers

@@ -27,6 +27,10 @@ def run_checkpoint(run: str | Path, config: dict, digest: str | None) -> Path:
     """The checkpoint a run folder was swept from: where the sweep was told, or else the same path
     relative to the run folder (a run folder moved or unpacked together with its checkpoint).
     It must still hold the weights the sweep hashed (`digest`): another file there is refused."""
+    if config.get("module"):
+        raise PrunelabError(f"run {run} was swept from a Python module ({config['module']}), which no file "
+                            f"rebuilds; rebuild its points from Python: prunelab.prune(model, method, level) "
+                            f"or prunelab.export(model, ...)")
     places = [Path(config["checkpoint"])]
     if config.get("checkpoint_from_run"):
         places.append(Path(run) / config["checkpoint_from_run"])

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import distributed
+from ..errors import PrunelabError
 from .config import SweepConfig, check_profile, validate
 from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
@@ -40,6 +41,19 @@ def plan(methods: list[MethodSpec], levels: tuple[float, ...], seeds: tuple[int,
     return points
 
 
+def check_without_training(methods: list[MethodSpec]) -> None:
+    """Streamed data (a torch Dataset, an image folder) has no training images in the layout
+    retraining and batch-norm re-estimation read (uint8 tensors in memory): methods that need
+    them are refused up front."""
+    for m in methods:
+        trains = m.recovery.settings or (m.quant is not None and (m.quant.tuned or m.quant.recalibrated))
+        if trains:
+            raise PrunelabError(f"method '{m.text}' retrains or re-estimates batch norm, which a run over "
+                                f"streamed data (a torch Dataset, an image folder) cannot do yet; sweep "
+                                f"one-shot methods (e.g. '{m.pruner.name if m.pruner else 'global'}'), or "
+                                f"retrain with CIFAR-style .npz data")
+
+
 def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
     """This process's share under torchrun: every point of an iterative chain goes to one process
     (they depend on each other), a quantized point to its base point's, other points round-robin."""
@@ -63,11 +77,13 @@ class Sweep:
     by default a sweep, or a sensitivity run when no methods are given. The caller holds the
     folder's lock (`RunFolder.hold`) across the sweep's life, as `api.sweep` does."""
 
-    def __init__(self, cfg: SweepConfig, out: str | Path, kind: str | None = None):
+    def __init__(self, cfg: SweepConfig, out: str | Path, kind: str | None = None, objects=None):
         self.methods = validate(cfg)
         self.kind = kind or (SWEEP if cfg.methods else SENSITIVITY)
         self.cfg, self.folder = cfg, RunFolder(out)
-        self.workbench = Workbench(cfg)
+        self.workbench = Workbench(cfg, objects=objects)
+        if self.workbench.streamed:
+            check_without_training(self.methods)
         check_profile(self.methods, self.workbench.profile)
         for pruner in {m.pruner for m in self.methods}:
             pruner.check_model(self.workbench.model, self.workbench.ctx)
@@ -85,9 +101,14 @@ class Sweep:
 
     def _open_store(self) -> Store:
         wb, out = self.workbench, self.folder.root
-        config = {**asdict(self.cfg), "resolved_model": wb.card.model, "classes": list(wb.data.classes),
-                  "checkpoint_from_run": os.path.relpath(Path(self.cfg.checkpoint).resolve(), out.resolve()),
+        config = {**asdict(self.cfg), "resolved_model": wb.card.model,
+                  "classes": list(wb.test.classes or map(str, range(wb.card.num_classes))),
                   "prunable": wb.prunable, "device": str(wb.device), "input_shape": list(wb.input_shape)}
+        if wb.objects is None:
+            checkpoint = Path(self.cfg.checkpoint).resolve()
+            config["checkpoint_from_run"] = os.path.relpath(checkpoint, out.resolve())
+        else:  # a Python module: no file rebuilds it
+            config["module"] = wb.card.model
         if distributed.is_main():  # under torchrun the first process creates the store, then the rest open it
             store = Store.create(out, self.fingerprint, config, self.kind, recipes(self.cfg), upgrade)
             # A copy for people to read, rewritten on every resume; the store's is what is read back.

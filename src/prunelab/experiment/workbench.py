@@ -7,13 +7,15 @@ import copy
 import functools
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .. import distributed
-from ..data import Dataset, load_dataset, normalize, with_training_set
-from ..data.calibration import calibration_images
+from ..data import Dataset, load_dataset, with_training_set
+from ..data.folder import FolderSource, folder_splits, is_image_folder
+from ..data.source import Source, TensorSource
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint
 from ..measure import Macs, macs
@@ -53,10 +55,11 @@ def load_profile(path: str | Path) -> dict:
     return profile
 
 
-def check_fits(data: Dataset, card: ModelCard, name: str, classes_match: bool = True) -> None:
-    """The data against the network: labels it can predict, image channels and size it takes, and
-    (unless `classes_match` is off) as many classes as it has outputs."""
-    top, n = int(data.test.y.max()), len(data.classes)
+def check_fits(data: Source, card: ModelCard, name: str, classes_match: bool = True) -> None:
+    """The test data against the network: labels it can predict, image channels and size it
+    takes, and (unless `classes_match` is off) as many classes as it has outputs."""
+    top = data.max_label()
+    n = len(data.classes) if data.classes is not None else card.num_classes
     if top >= card.num_classes:
         raise PrunelabError(f"data '{name}' has labels up to {top} but the checkpoint's model has "
                             f"{card.num_classes} classes; pass the data it was trained on")
@@ -64,14 +67,23 @@ def check_fits(data: Dataset, card: ModelCard, name: str, classes_match: bool = 
         raise PrunelabError(f"data '{name}' has {n} classes but the checkpoint's model has "
                             f"{card.num_classes} outputs; pass the data it was trained on, or "
                             f"--no-classes-match if its first {n} outputs are this data's classes")
-    if data.test.x.shape[1] != card.in_channels:
-        raise PrunelabError(f"data '{name}' has {data.test.x.shape[1]}-channel images, the "
+    if data.image_shape[0] != card.in_channels:
+        raise PrunelabError(f"data '{name}' has {data.image_shape[0]}-channel images, the "
                             f"checkpoint's model takes {card.in_channels}")
     size = card.input_size or card.info.input_size
-    h, w = data.test.x.shape[2:4]
+    h, w = data.image_shape[1:3]
     if size is not None and (h, w) != (size, size):
         raise PrunelabError(f"data '{name}' has {h}x{w} images but the checkpoint's {card.model} takes "
                             f"{size}x{size}; pass images of the size it was trained on")
+
+
+class Objects(NamedTuple):
+    """The user's own network and data, in place of a checkpoint file and data files."""
+
+    model: nn.Module
+    card: ModelCard
+    test: Source | None  # None: no point is measured (one pruned network)
+    calibration: Source | None  # training images for the methods that read some
 
 
 class Workbench:
@@ -81,19 +93,26 @@ class Workbench:
         cfg: the sweep's settings (checkpoint, data, pruning and retraining options).
         reads_data: False where no data is loaded (an export from a checkpoint): one image's
             shape is then `input_size` x `input_size`, by default the size the checkpoint
-            records or its architecture declares (else 32); otherwise the test images'.
+            records or its architecture declares (else 32), or `input_shape` (C, H, W) where
+            given; otherwise the test images'.
+        objects: the user's own network and data in place of `cfg`'s checkpoint and data files;
+            the model is copied, never changed.
     """
 
-    def __init__(self, cfg: SweepConfig, input_size: int | None = None, reads_data: bool = True):
-        self.cfg = cfg
+    def __init__(self, cfg: SweepConfig, input_size: int | None = None, reads_data: bool = True,
+                 objects: Objects | None = None, input_shape: tuple[int, ...] | None = None):
+        self.cfg, self.objects = cfg, objects
         self.device = pick_device(cfg.device)
-        self.model, self.card = load_checkpoint(cfg.checkpoint, cfg.model)
+        if objects is None:
+            self.model, self.card = load_checkpoint(cfg.checkpoint, cfg.model)
+        else:
+            self.model, self.card = copy.deepcopy(objects.model), objects.card
         self.model.to(self.device)
         self.profile = load_profile(cfg.sensitivity) if cfg.sensitivity else None
         self.latency_table = self._latency_table() if cfg.latency_table else None
         self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         size = input_size or self.card.input_size or self.card.info.input_size or 32
-        self._input_shape = None if reads_data else (self.card.in_channels, size, size)
+        self._input_shape = None if reads_data else (input_shape or (self.card.in_channels, size, size))
         self.on_epoch = None  # the sweep's hook for the point in flight: (epoch record) -> None
         self.on_layer = None  # and for a slow pruner's progress: (layer, index, layers) -> None
 
@@ -109,16 +128,42 @@ class Workbench:
 
     @functools.cached_property
     def data(self) -> Dataset:
-        """The test data (and its training split), checked against the checkpoint once."""
-        data = load_dataset(self.cfg.data, self.cfg.data_root, self.cfg.download)
-        check_fits(data, self.card, self.cfg.data, self.cfg.classes_match)
-        return data
+        """The data files' test and training splits, in memory (a run over dataset files)."""
+        if self.streamed:
+            raise PrunelabError(f"{self.test.name} is streamed, not held in memory: methods that retrain or "
+                                f"re-estimate batch norm cannot read it yet; sweep one-shot methods")
+        return load_dataset(self.cfg.data, self.cfg.data_root, self.cfg.download)
+
+    @property
+    def streamed(self) -> bool:
+        """The data is read batch by batch (a Python Dataset, an image folder), not held whole."""
+        return self.objects is not None or is_image_folder(self.cfg.data)
+
+    def _folder(self, split: str) -> FolderSource | None:
+        """A split of the image folder `--data` names, as this network takes it (None: no such split)."""
+        path = folder_splits(self.cfg.data).get(split)
+        size = self.card.input_size or self.card.info.input_size
+        return FolderSource(path, size, self.card.mean, self.card.std) if path is not None else None
 
     @functools.cached_property
-    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(normalised images, labels) of the test split, on the device."""
-        x = normalize(self.data.test.x, self.card.mean, self.card.std).to(self.device)
-        return x, self.data.test.y.to(self.device)
+    def test(self) -> Source:
+        """The test images as the model takes them, checked against the network once."""
+        if self.objects is not None:
+            source, name = self.objects.test, self.objects.test.name
+        elif is_image_folder(self.cfg.data):
+            source = self._folder("test")
+            name = source.name
+        else:
+            source = TensorSource(self.data.test, self.card.mean, self.card.std, self.cfg.data,
+                                  self.data.classes)
+            name = self.cfg.data
+        check_fits(source, self.card, name, self.cfg.classes_match)
+        return source
+
+    @property
+    def data_name(self) -> str:
+        """What the test data is, as the run's identity records it."""
+        return self.test.name if self.streamed else self.data.name
 
     @functools.cached_property
     def train(self) -> Dataset:
@@ -138,7 +183,7 @@ class Workbench:
     def input_shape(self) -> tuple[int, ...]:
         if self._input_shape is not None:
             return tuple(self._input_shape)
-        return tuple(self.data.test.x.shape[1:])
+        return tuple(self.test.image_shape)
 
     @functools.cached_property
     def ctx(self) -> PruneContext:
@@ -153,8 +198,20 @@ class Workbench:
     @functools.cached_property
     def calibration(self) -> Calibration:
         """`calibration` images of the training split (seeded), normalised, on the device."""
-        images = calibration_images(self.train.train, self.cfg.calibration, self.cfg.calibration_seed)
-        return Calibration(normalize(images, self.card.mean, self.card.std).to(self.device))
+        if not self.streamed:
+            source = TensorSource(self.train.train, self.card.mean, self.card.std, "the training split")
+        elif self.objects is None:
+            source = self._folder("train")
+            if source is None:
+                raise PrunelabError(f"a method here reads calibration images, and image folder "
+                                    f"{self.cfg.data} has no train/ split; add {self.cfg.data}/train/<class>/"
+                                    f"... (and put the test images in {self.cfg.data}/test/)")
+        elif self.objects.calibration is None:
+            raise PrunelabError("a method here reads calibration images; pass calibration_data= (training "
+                                "images, never the test set)")
+        else:
+            source = self.objects.calibration
+        return Calibration(source.sample(self.cfg.calibration, self.cfg.calibration_seed, self.device))
 
     @functools.cached_property
     def prunable(self) -> list[str]:
@@ -164,7 +221,12 @@ class Workbench:
     def dense_macs(self) -> Macs:
         """MACs of the checkpoint's architecture as it runs, counted once: a masked point runs the
         same layers (zeros are multiplied too), and the count does not read the weights' values."""
-        return macs(self.model, self.input_shape)
+        try:
+            return macs(self.model, self.input_shape)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # the user's module on the data
+            first = (str(exc).splitlines() or [""])[0][:160]
+            raise PrunelabError(f"the network's forward fails on inputs of shape {(1, *self.input_shape)} "
+                                f"({type(exc).__name__}: {first}); pass data of the shape it takes") from None
 
     @functools.cached_property
     def bench(self) -> Bench:

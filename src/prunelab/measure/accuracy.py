@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +34,8 @@ class Evaluation:
     hits: np.ndarray
 
 
-@torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> Evaluation:
     """Evaluate `model` (switched to eval mode) on normalised images.
-
-    On CUDA the convolutions and matrix products run in true float32, TF32 switched off for the
-    call: a GPU evaluation then agrees with a CPU re-check of the same weights to rounding, not
-    to TF32's 10-bit mantissa. The device is read once, at the end.
 
     Args:
         model: classifier, on the same device as `x`.
@@ -47,18 +43,37 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         y: int64 (N,) labels.
         batch_size: images per forward pass.
     """
+    return evaluate_batches(model, ((x[i:i + batch_size], y[i:i + batch_size])
+                                    for i in range(0, len(x), batch_size)))
+
+
+@torch.inference_mode()
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Evaluation:
+    """Evaluate `model` (switched to eval mode) on (images, labels) batches as the model takes
+    them, streamed: only one batch is held at a time.
+
+    On CUDA the convolutions and matrix products run in true float32, TF32 switched off for the
+    call: a GPU evaluation then agrees with a CPU re-check of the same weights to rounding, not
+    to TF32's 10-bit mantissa. The device is read once, at the end.
+    """
     model.eval()
     hits, hits5, finite = [], [], []
-    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    loss = None
     with exact_float32():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size]).float()
-            target = y[start:start + batch_size]
+        for x, target in batches:
+            logits = _forward(model, x).float()
+            if logits.dim() != 2 or logits.shape[0] != len(target):
+                raise PrunelabError(f"the network gives outputs of shape {tuple(logits.shape)} for "
+                                    f"{len(target)} images; a classifier giving (images, classes) logits "
+                                    f"is needed")
             finite.append(torch.isfinite(logits).all(dim=1))
-            loss += F.cross_entropy(logits, target, reduction="sum").double()
+            batch_loss = F.cross_entropy(logits, target, reduction="sum").double()
+            loss = batch_loss if loss is None else loss + batch_loss
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits.append(top[:, 0] == target)
             hits5.append((top == target[:, None]).any(dim=1))
+    if not hits:
+        raise PrunelabError("no images to evaluate on: the test data is empty")
     h, h5 = torch.cat(hits).cpu().numpy(), torch.cat(hits5).cpu().numpy()
     bad = np.flatnonzero(~torch.cat(finite).cpu().numpy())
     if len(bad):
@@ -67,6 +82,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
                             f"or grew out of range (retraining diverged: lower --lr)")
     n = len(h)
     return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), float(loss) / n, h)
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits; a forward that fails on the data is one line, not a traceback."""
+    try:
+        return model(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise PrunelabError(f"the network's forward fails on images of shape {tuple(x.shape)} "
+                            f"({type(exc).__name__}: {first}); pass data of the shape it takes") from None
 
 
 @contextlib.contextmanager

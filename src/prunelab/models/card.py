@@ -42,10 +42,13 @@ class ModelCard:
     source: str | None = None
     training: dict = field(default_factory=dict)
     prunelab_version: str = __version__
+    # What an unregistered module was found to declare (`models.module.card_for_module`); never
+    # written to a file: a registered architecture's declaration comes from the registry.
+    declared: ModelInfo | None = field(default=None, compare=False, repr=False)
 
     @property
     def info(self) -> ModelInfo:
-        return model_info(self.model)
+        return self.declared or model_info(self.model)
 
     def with_source(self, source: str) -> ModelCard:
         return replace(self, source=self.source or source)
@@ -53,6 +56,7 @@ class ModelCard:
     def to_json(self) -> dict:
         """Every field (a checkpoint's model.json)."""
         out = asdict(self)
+        out.pop("declared")
         out["mean"], out["std"] = list(self.mean), list(self.std)
         out["classes"] = list(self.classes) if self.classes is not None else None
         return out

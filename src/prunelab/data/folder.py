@@ -1,0 +1,90 @@
+"""Image folders in torchvision's ImageFolder layout (one sub-folder per class; `train/` and `val/`
+or `test/` sub-folders when there are splits), streamed: decoded batch by batch, never held whole."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from torchvision import datasets, transforms
+
+from ..errors import PrunelabError
+from .source import TorchSource
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+TEST_NAMES = ("test", "val")
+
+
+def is_image_folder(spec: str) -> bool:
+    """Whether `spec` names a folder (not a dataset name or a file)."""
+    return bool(spec) and Path(spec).expanduser().is_dir()
+
+
+def folder_splits(root: str | Path) -> dict[str, Path]:
+    """The splits of an image folder: {'test': ..., 'train': ... (when there is one)}.
+
+    `root/train` with `root/test` or `root/val` are the splits; otherwise the class folders are
+    at the root and it is all test images.
+    """
+    root = Path(root).expanduser()
+    test = next((root / n for n in TEST_NAMES if (root / n).is_dir()), None)
+    if test is not None:
+        splits = {"test": test}
+        if (root / "train").is_dir():
+            splits["train"] = root / "train"
+        return splits
+    if (root / "train").is_dir():
+        raise PrunelabError(f"image folder {root} has train/ but no test/ or val/ split: every number "
+                            f"prunelab gives is measured on test images; add {root}/test/<class>/...")
+    return {"test": root}
+
+
+class FolderSource(TorchSource):
+    """One split of an image folder, as a network takes it: each image converted to the network's
+    channels (grey or RGB), resized (shorter side) and centre-cropped to `size` where it is not
+    `size` x `size` already, scaled to [0, 1] and standardised per channel by `mean` and `std`.
+
+    Args:
+        root: the split's folder, holding one sub-folder of images per class.
+        size: height = width the network takes; None keeps every image's own size.
+        mean, std: the network's input normalisation, per channel, in [0, 1] units.
+    """
+
+    def __init__(self, root: str | Path, size: int | None, mean: Sequence[float], std: Sequence[float]):
+        root = Path(root)
+        channels = len(mean)
+        if channels not in (1, 3):
+            raise PrunelabError(f"image folder {root}: images are read as grey or RGB, and the network "
+                                f"takes {channels} channels")
+        steps = [transforms.Lambda(lambda im: _fit(im, size))] if size else []
+        tf = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(list(mean), list(std))])
+        mode = "L" if channels == 1 else "RGB"
+        try:
+            folder = datasets.ImageFolder(root, transform=tf, loader=lambda p: _open(p, mode),
+                                          is_valid_file=lambda p: p.lower().endswith(IMAGE_SUFFIXES))
+        except FileNotFoundError as exc:  # no class folders, or one of them holds no image
+            raise PrunelabError(f"image folder {root}: {str(exc).rstrip('.')}; put each class's images "
+                                f"in a sub-folder of its own ({', '.join(IMAGE_SUFFIXES)})") from None
+        super().__init__(folder, name=f"image folder {root}")
+        self.classes = tuple(folder.classes)
+
+
+def _open(path: str, mode: str) -> Image.Image:
+    """An image file as a PIL image in `mode`; one that cannot be decoded is one line naming it."""
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise PrunelabError(f"cannot read image {path} ({type(exc).__name__}: {exc}); replace or "
+                            f"remove it") from None
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    """`image` resized (shorter side to `size`, bilinear) and centre-cropped to `size` x `size`,
+    or as it is when it has that size already (no resampling of images that fit)."""
+    if image.size == (size, size):
+        return image
+    image = transforms.functional.resize(image, size, antialias=True)
+    return transforms.functional.center_crop(image, [size, size])
+

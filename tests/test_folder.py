@@ -1,0 +1,78 @@
+"""--data FOLDER: an image folder in torchvision's layout, streamed, gives the counts the .npz of
+the same pixels gives; calibration reads its train/ split; bad folders are one line."""
+
+import numpy as np
+import pytest
+from cli_helpers import assert_user_error, run
+from PIL import Image
+
+from prunelab.experiment.store import Store
+
+
+def write_split(root, x, y):
+    for i, (image, label) in enumerate(zip(x, y, strict=True)):
+        folder = root / f"class{int(label)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0].numpy()).save(folder / f"{i:04d}.png")
+
+
+@pytest.fixture(scope="module")
+def same_pixels(tmp_path_factory, digits):
+    """The digits as a uint8 .npz and as PNG folders (train/ and test/), pixel for pixel."""
+    root = tmp_path_factory.mktemp("same")
+    npz = root / "digits.npz"
+    np.savez(npz, x_train=digits.train.x.permute(0, 2, 3, 1).numpy(), y_train=digits.train.y.numpy(),
+             x_test=digits.test.x.permute(0, 2, 3, 1).numpy(), y_test=digits.test.y.numpy())
+    write_split(root / "pngs" / "train", digits.train.x[:300], digits.train.y[:300])
+    write_split(root / "pngs" / "test", digits.test.x, digits.test.y)
+    return npz, root / "pngs"
+
+
+def counts(folder):
+    store = Store.open(folder)
+    try:
+        return {(p.method, p.target_sparsity): p.correct for p in store.points()}
+    finally:
+        store.close()
+
+
+def test_a_folder_of_pngs_gives_the_counts_of_the_npz_of_the_same_pixels(digits_checkpoint, same_pixels,
+                                                                         tmp_path, monkeypatch, capsys):
+    npz, pngs = same_pixels
+    for name, data in (("npz", npz), ("folder", pngs)):
+        code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", data, "--methods",
+                           "layerwise,global", "--levels", "0.5,0.9", "--device", "cpu",
+                           "--out", tmp_path / name)
+        assert code == 0, err
+    assert counts(tmp_path / "npz") == counts(tmp_path / "folder")
+    assert len(counts(tmp_path / "folder")) == 5
+
+
+def test_calibration_reads_the_folders_train_split(digits_checkpoint, same_pixels, tmp_path, monkeypatch,
+                                                   capsys):
+    npz, pngs = same_pixels
+    args = ("--methods", "obs-global", "--levels", "0.5", "--calibration", "200", "--device", "cpu")
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", pngs, *args,
+                       "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", pngs / "test", *args,
+                       "--out", tmp_path / "no-train")
+    assert_user_error(code, err, "no train/ split")
+
+
+def test_bad_folders_are_one_line_naming_what(digits_checkpoint, digits, tmp_path, monkeypatch, capsys):
+    def sweep(data, *more):
+        return run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", data, "--methods", "global",
+                   "--levels", "0.5", "--device", "cpu", "--out", tmp_path / "out", *more)
+
+    (tmp_path / "empty").mkdir()
+    assert_user_error(*sweep(tmp_path / "empty")[::2], "image folder")
+    write_split(tmp_path / "ok", digits.test.x[:40], digits.test.y[:40])
+    (tmp_path / "ok" / "class_extra").mkdir()  # a class folder with no image
+    assert_user_error(*sweep(tmp_path / "ok")[::2], "class_extra")
+    (tmp_path / "ok" / "class_extra").rmdir()
+    (tmp_path / "ok" / "class1" / "broken.png").write_bytes(b"not a png")
+    assert_user_error(*sweep(tmp_path / "ok")[::2], "broken.png")
+    (tmp_path / "ok" / "class1" / "broken.png").unlink()
+    assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft")[::2], "streamed")
+    assert not (tmp_path / "out" / "results.sqlite").exists()
