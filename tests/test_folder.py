@@ -76,3 +76,31 @@ def test_bad_folders_are_one_line_naming_what(digits_checkpoint, digits, tmp_pat
     (tmp_path / "ok" / "class1" / "broken.png").unlink()
     assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft")[::2], "streamed")
     assert not (tmp_path / "out" / "results.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_a_five_class_64px_folder_and_a_torchvision_resnet18_go_through_sweep_report_and_export(
+        tmp_path, monkeypatch, capsys):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), tmp_path / "r18.pt")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("val", 15)):
+        for i in range(n):
+            folder = tmp_path / "images" / split / f"kind{i % 5}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (72, 64, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    run_dir = tmp_path / "run"
+    code, out, err = run(monkeypatch, capsys, "sweep", tmp_path / "r18.pt", "--model", "torchvision.resnet18",
+                         "--data", tmp_path / "images", "--methods", "global", "--levels", "0.5",
+                         "--device", "cpu", "--out", run_dir)
+    assert code == 0, err
+    assert {(p, n) for p, n in ((p.method, p.n_images) for p in Store.open(run_dir).points())} == \
+        {("dense", 15), ("global", 15)}
+    code, _, err = run(monkeypatch, capsys, "report", run_dir)
+    assert code == 0 and (run_dir / "report" / "report.html").exists(), err
+    code, out, err = run(monkeypatch, capsys, "export", run_dir, "--method", "global", "--level", "0.5",
+                         "--format", "sparse", "--out", tmp_path / "g50.sparse")
+    assert code == 0 and "bit-exact" in out, err
