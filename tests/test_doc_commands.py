@@ -192,3 +192,36 @@ def test_the_checker_catches_what_it_is_for():
         "prunelab", "report", "a", "--no-gif", ";", "ls"]
     assert _invocations(_words("time OMP_NUM_THREADS=1 prunelab report r; prunelab retime r")) == [
         ("prunelab", ["report", "r"]), ("prunelab", ["retime", "r"])]
+
+
+LINKED = ("README.md", "docs/RESULTS.md", "docs/ARCHITECTURE.md", *sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "history").glob("*.md")))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a file's headings (code blocks skipped; repeats get -1, -2, ...)."""
+    seen: dict[str, int] = {}
+    text = FENCE.sub("", path.read_text())
+    for title in re.findall(r"^#{1,6} (.+)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        seen[slug] = seen.get(slug, -1) + 1
+        if seen[slug]:
+            seen[f"{slug}-{seen[slug]}"] = 0
+    return set(seen)
+
+
+@pytest.mark.parametrize("document", LINKED)
+def test_every_local_link_and_anchor_in_the_document_resolves(document):
+    source = ROOT / document
+    broken = []
+    for target in LINK.findall(FENCE.sub("", source.read_text())):
+        if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        file, _, anchor = target.partition("#")
+        path = (source.parent / file).resolve() if file else source
+        if not path.exists():
+            broken.append(f"{target}: no file {path.relative_to(ROOT) if ROOT in path.parents else path}")
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+            broken.append(f"{target}: no heading with that anchor")
+    assert not broken, "\n".join(broken)
