@@ -243,7 +243,7 @@ def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, inpu
             pruned = make_point(spec, lv, seed, wb, folder)
             if spec.keeps_model:  # a channel chain's next level starts from this file
                 fmt = file_format_of(pruned)
-                keep(pruned.model, fmt, folder.point_file(spec, lv, seed, fmt), wb.card)
+                keep(pruned.model, fmt, folder.point_file(spec, lv, seed, fmt), wb.card, wb.input_shape)
     # The workbench's model is shared by its points: the result gets its own copy, in the memory
     # format a file reloads into (retraining leaves it channels_last).
     model = copy.deepcopy(pruned.model).cpu().eval().to(memory_format=torch.contiguous_format)

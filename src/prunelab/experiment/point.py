@@ -10,9 +10,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ..io.formats import get_format
-from ..io.formats.sparse import save_sparse
-from ..io.formats.structured import save_structured, structured_bytes
+from ..io.formats import FORMATS, get_format
+from ..io.formats.structured import structured_bytes
 from ..measure import count, dense_bytes, evaluate_batches, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
 from ..quant import quantize_model
@@ -116,13 +115,14 @@ def _file_bytes(model: nn.Module, method: MethodSpec, level: float, seed: int, w
     is written anyway; a structured file's bytes are known without writing it; a one-shot mask
     point's compressed file is written (to a temporary folder) only if the sweep asks."""
     if method.keeps_model:
-        return keep(model, file_format, folder.point_file(method, level, seed, file_format), wb.card)
+        return keep(model, file_format, folder.point_file(method, level, seed, file_format), wb.card,
+                    wb.input_shape)
     if file_format == "structured":
         return structured_bytes(model, wb.card)
     if not wb.cfg.file_size:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        return save_sparse(Path(tmp) / "point.sparse", model, wb.card)
+        return FORMATS.get(file_format).write(Path(tmp) / "point", model, wb.card, wb.input_shape)
 
 
 def file_format_of(pruned: Pruned) -> str:
@@ -130,10 +130,11 @@ def file_format_of(pruned: Pruned) -> str:
     return "structured" if pruned.structured is not None else "sparse"
 
 
-def keep(model: nn.Module, file_format: str, path: Path, card) -> int:
-    """Write a point's model where its run folder keeps it; returns the file's bytes."""
+def keep(model: nn.Module, file_format: str, path: Path, card, input_shape: tuple[int, ...]) -> int:
+    """Write a point's model in `file_format` (a registered format's name) where its run folder
+    keeps it; returns the file's bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return (save_structured if file_format == "structured" else save_sparse)(path, model, card)
+    return FORMATS.get(file_format).write(path, model, card, input_shape)
 
 
 def _latency(model: nn.Module, wb: Workbench) -> dict:

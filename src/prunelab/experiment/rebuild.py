@@ -10,14 +10,12 @@ import torch
 from ..data import load_dataset
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint, weights_digest
-from ..io.formats.quantized import load_quantized
-from ..io.formats.sparse import load_sparse
-from ..io.formats.structured import load_structured
+from ..io.formats import FORMATS
 from ..models import ModelCard
 from ..pruning import PruneContext, Pruned
 from ..quant.model import dequantized
 from ..recovery.members.iterative import read_chain_state
-from .runfolder import RunFolder
+from .runfolder import FORMAT_SUFFIX, RunFolder
 from .spec import MethodSpec
 from .store import Store, level_key
 from .workbench import load_profile
@@ -104,11 +102,10 @@ def _kept(run: str | Path, spec: MethodSpec, level: float, seed: int, config: di
           ) -> tuple[Pruned, ModelCard]:
     """The kept model of a point whose weights came from training (or a chain's state at its level)."""
     folder = RunFolder(run)
-    for file_format, load in (("sparse", load_sparse), ("structured", load_structured),
-                              ("quantized", load_quantized)):
+    for file_format in FORMAT_SUFFIX:  # the formats a sweep keeps models in
         path = folder.point_file(spec, level, seed, file_format)
         if path.exists():
-            model, card = load(path)
+            model, card = FORMATS.get(file_format).read(path)
             return Pruned(model), card
     chain = folder.chain_state(spec, seed, level)
     if chain.exists():

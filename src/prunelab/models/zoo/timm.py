@@ -25,8 +25,8 @@ def _entry(match: re.Match) -> ModelInfo:
     timm, name, timm_name = _timm(), match[0], match[1]
     if not timm.is_model(timm_name):
         close = timm.list_models(f"*{timm_name[:6]}*")[:5]
-        raise PrunelabError(f"unknown model '{name}': timm has no '{timm_name}'"
-                            + (f"; did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""))
+        hint = f"; did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
+        raise PrunelabError(f"unknown model '{name}': timm has no '{timm_name}'{hint}")
     cfg = timm.get_pretrained_cfg(timm_name)
     if cfg is None or not cfg.classifier or not cfg.first_conv:
         raise PrunelabError(f"timm's config of '{timm_name}' declares no classifier or first conv; use "
