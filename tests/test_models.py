@@ -167,3 +167,13 @@ def test_a_missing_corrupt_or_foreign_shard_is_one_line(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text("{not json")
     with pytest.raises(PrunelabError, match="shard index .* is unreadable"):
         load_checkpoint(tmp_path)
+
+
+def test_models_lists_every_registered_model_and_the_families_by_pattern(monkeypatch, capsys):
+    from cli_helpers import run
+
+    code, out, err = run(monkeypatch, capsys, "models")
+    assert code == 0, err
+    names = [line.split()[0] for line in out.splitlines()]
+    assert {"resnet50", "smallcnn", "torchvision.<name>", "timm.<name>"} <= set(names)
+    assert all("<" not in n for n in model_names(include_torchvision=False))

@@ -56,6 +56,8 @@ def models(with_tv: bool):
     for name in model_names(include_torchvision=with_tv):
         info = model_info(name)
         say(f"{name:28s} classifier={info.classifier:14s} {info.description}")
+    say(f"{'torchvision.<name>':28s} any torchvision classifier (--torchvision lists them)")
+    say(f"{'timm.<name>':28s} any timm classifier (pip install 'prunelab[timm]')")
 
 
 @cli.command()

@@ -63,7 +63,8 @@ def model_names(include_torchvision: bool = True) -> list[str]:
     """All registry names; torchvision classifiers are listed as 'torchvision.<name>'."""
     from .zoo.torchvision import torchvision_names
 
-    names = sorted(n for n in MODELS.names() if not n.startswith(TORCHVISION_PREFIX))
+    # Families matched by pattern ('torchvision.<name>', 'timm.<name>') are not names of models.
+    names = sorted(n for n in MODELS.names() if not n.startswith(TORCHVISION_PREFIX) and "<" not in n)
     return names + torchvision_names() if include_torchvision else names
 
 
