@@ -92,10 +92,8 @@ def _prunelab_args(program: str, args: list[str]) -> list[str] | None:
     return None
 
 
-def doc_commands() -> list[tuple[str, str, list[str]]]:
-    """(document, the line as written, prunelab's arguments) for every prunelab command in a
-    shell block of the documents."""
-    found = []
+def _shell_invocations():
+    """(document, line, program, arguments) for every program run in a shell block of the documents."""
     for name in DOCUMENTS:
         text = (ROOT / name).read_text()
         for language, block in FENCE.findall(text):
@@ -103,25 +101,24 @@ def doc_commands() -> list[tuple[str, str, list[str]]]:
                 continue
             for line in _expanded(_logical_lines(block)):
                 for program, args in _invocations(_words(line)):
-                    args_of_prunelab = _prunelab_args(program, args)
-                    if args_of_prunelab is not None:
-                        found.append((name, line, args_of_prunelab))
+                    yield name, line, program, args
+
+
+def doc_commands() -> list[tuple[str, str, list[str]]]:
+    """(document, the line as written, prunelab's arguments) for every prunelab command in a
+    shell block of the documents."""
+    found = []
+    for name, line, program, args in _shell_invocations():
+        args_of_prunelab = _prunelab_args(program, args)
+        if args_of_prunelab is not None:
+            found.append((name, line, args_of_prunelab))
     return found
 
 
 def doc_scripts() -> list[tuple[str, str, str]]:
     """(document, line, script path) for every `python path/to/script.py` in a shell block."""
-    found = []
-    for name in DOCUMENTS:
-        text = (ROOT / name).read_text()
-        for language, block in FENCE.findall(text):
-            if language not in SHELL_BLOCKS:
-                continue
-            for line in _expanded(_logical_lines(block)):
-                for program, args in _invocations(_words(line)):
-                    if program.startswith("python") and args and args[0].endswith(".py"):
-                        found.append((name, line, args[0]))
-    return found
+    return [(name, line, args[0]) for name, line, program, args in _shell_invocations()
+            if program.startswith("python") and args and args[0].endswith(".py")]
 
 
 def _options(command: click.Command) -> dict[str, click.Option]:
