@@ -121,3 +121,27 @@ def test_a_chain_of_block_removals_exports_the_network_its_sweep_measured(digits
     assert 0 < chain[0.2].sparsity <= point.sparsity
     x = normalize(digits.test.x, (0.5,), (0.5,))
     assert evaluate(exported, x, digits.test.y).correct == point.correct
+
+
+def test_a_swept_block_point_exports_from_its_run_with_the_sweeps_calibration(digits, monkeypatch, capsys,
+                                                                               tmp_path):
+    """blocks reads calibration images and keeps no file: the export from the run prunes the
+    checkpoint again in the sweep's own context (its draw of images), to the network it measured."""
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, 1).eval()
+    card = ModelCard("resnet20", 10, 1, (0.5,), (0.5,), classes=digits.classes, data="digits", input_size=8)
+    save_checkpoint(tmp_path / "ck", model, card)
+    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "ck", "--methods", "blocks", "--levels",
+                       "0.3", "--calibration", 48, "--calibration-seed", 3, "--out", tmp_path / "run",
+                       "--no-report")
+    assert code == 0, err
+    code, stdout, err = run(monkeypatch, capsys, "export", tmp_path / "run", "--method", "blocks", "--level",
+                            0.3, "--format", "structured", "--out", tmp_path / "m")
+    assert code == 0 and "bit-exact" in stdout, err
+    store = Store.open(tmp_path / "run")
+    point = next(p for p in store.points() if p.method == "blocks")
+    store.close()
+    exported = load_structured(tmp_path / "m")[0]
+    assert point.sparsity > 0
+    x = normalize(digits.test.x, (0.5,), (0.5,))
+    assert evaluate(exported, x, digits.test.y).correct == point.correct

@@ -3,22 +3,23 @@ or the model the sweep kept (retrained, recalibrated, or a chain's state)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-import torch
-
+from ..config import resolve
 from ..data import load_dataset
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint, weights_digest
 from ..io.formats import FORMATS
 from ..models import ModelCard
-from ..pruning import PruneContext, Pruned
+from ..pruning import Pruned
 from ..quant.model import dequantized
 from ..recovery.members.iterative import read_chain_state
+from .config import SweepConfig
 from .runfolder import FORMAT_SUFFIX, RunFolder
 from .spec import MethodSpec
 from .store import Store, level_key
-from .workbench import load_profile
+from .workbench import Workbench
 
 
 def run_checkpoint(run: str | Path, config: dict, digest: str | None) -> Path:
@@ -81,21 +82,25 @@ def point_model(run: str | Path, method: str, level: float, seed: int = 0
         shape = tuple(load_dataset(config["data"], config.get("data_root")).test.x.shape[1:])
     if not spec.from_checkpoint:
         return *_kept(run, spec, level, seed, config, digest), shape
-    model, card = load_checkpoint(run_checkpoint(run, config, digest), config.get("resolved_model"))
+    wb = Workbench(saved_config(run, config, digest), reads_data=False, input_shape=shape)
     if spec.is_dense:
-        return Pruned(model), card, shape
-    profile = load_profile(config["sensitivity"]) if config.get("sensitivity") else None
-    table = None
-    if config.get("latency_table"):
-        from ..measure.latency_table import load_table
+        return Pruned(wb.model), wb.card, shape
+    # The sweep's own context (calibration images drawn as it drew them, read only if the pruner asks)
+    return spec.pruner.prune(wb.model, level, wb.ctx.but(seed=seed)), wb.card, shape
 
-        copy = RunFolder(run).latency_table
-        table = load_table(copy if copy.exists() else config["latency_table"])
-    ctx = PruneContext(card, torch.zeros((1, *shape)), seed=seed,
-                       prune_classifier=config.get("prune_classifier", False),
-                       layer_cap=config.get("layer_cap"), round_to=config.get("round_to"), profile=profile,
-                       latency_table=table)
-    return spec.pruner.prune(model, level, ctx), card, shape
+
+def saved_config(run: str | Path, config: dict, digest: str | None) -> SweepConfig:
+    """The settings a run was swept with (less its retraining recipe: what is rebuilt here is
+    one-shot), pointing at the checkpoint found for it and at the run's own copy of its latency
+    table, on the CPU."""
+    known = {f.name for f in dataclasses.fields(SweepConfig)}
+    saved = {k: v for k, v in config.items() if k in known and k != "recovery"}
+    table = RunFolder(run).latency_table
+    if saved.get("latency_table") and table.exists():
+        saved["latency_table"] = str(table)
+    saved.update(checkpoint=str(run_checkpoint(run, config, digest)), model=config.get("resolved_model"),
+                 device="cpu")
+    return resolve(SweepConfig, **saved)
 
 
 def _kept(run: str | Path, spec: MethodSpec, level: float, seed: int, config: dict, digest
