@@ -186,10 +186,12 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
                        f"{plan.eval_seconds:.0f} s)")
 
     def on_step(epoch, i, loss):
+        if progress.n == 0:  # a resumed run's bar starts where it stopped, its rate from here on
+            progress.initial = progress.n = epoch * per_epoch + i
         progress.update(1)
         if i % 25 == 0:  # reading the loss waits for the device: not every step
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}",
-                                 test=f"{last.get('test_top1', 0):.1f}%")
+            tested = {"test": f"{last['test_top1']:.1f}%"} if "test_top1" in last else {}
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", **tested)
 
     def on_epoch(record):
         last.update(record)
