@@ -90,16 +90,13 @@ class Pruned:
 @dataclass(frozen=True)
 class Criterion:
     """Pure importance scores: `score(weight, generator)` returns a tensor of the weight's shape,
-    low = pruned first; it reads the weight and never writes it.
-
-    Attributes:
-        needs_calibration: the scores read activations of calibration images (from the context).
+    low = pruned first; it reads the weight and never writes it. What a pruner hands it as the
+    weight may be the weight seen through its inputs (`MaskPruner.weights`: Wanda's |w| x RMS(x)).
     """
 
     name: str
     description: str
     score: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-    needs_calibration: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,9 @@ class MaskPruner(Pruner):
     """A pruner that zeroes single weights by a mask; recoveries may ask it for masks directly."""
 
     def weights(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
-        """The weights it prunes, detached (by default every prunable one)."""
+        """What its masks are computed from, one tensor per weight it prunes, shaped like it: by
+        default every prunable weight, detached; a pruner that reads calibration images may return
+        them scaled by what their inputs carry (`methods/wanda.py`)."""
         return {k: w.detach() for k, w in ctx.prunable(model).items()}
 
     @abstractmethod
@@ -197,7 +196,6 @@ class ScoredPruner(MaskPruner):
                  stochastic: bool = False):
         self.name, self.criterion, self.allocation = name, criterion, allocation
         self.description, self.stochastic = description, stochastic
-        self.needs_calibration = criterion.needs_calibration
         self.needs_profile = allocation.needs_profile
 
     def masks(self, weights: dict[str, torch.Tensor], level: float, ctx: PruneContext) -> Masks:

@@ -21,6 +21,14 @@ def state_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _gram(x: torch.Tensor) -> torch.Tensor:
+    return (x.T @ x).double()
+
+
+def _squares(x: torch.Tensor) -> torch.Tensor:
+    return (x * x).sum(0).double()
+
+
 class Calibration:
     """Normalised calibration images (from the training split) and the Hessians of a network's layers.
 
@@ -35,7 +43,7 @@ class Calibration:
 
     def __init__(self, images: torch.Tensor, batch_size: int = 250, rows: int = 32768):
         self.images, self.batch_size, self.rows = images, batch_size, rows
-        self._cache: dict[str, dict[str, torch.Tensor]] = {}
+        self._cache: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -55,16 +63,26 @@ class Calibration:
         """H = X Xᵀ / n (float64, columns in OBS order) of the inputs of the layers owning `weights`,
         for `model` as it is now; computed once per network state (every level of a one-shot sweep
         prunes the same trained network, so they share one pass)."""
+        return self._statistic("gram", model, weights)
+
+    def input_rms(self, model: nn.Module, weights: list[str]) -> dict[str, torch.Tensor]:
+        """The root mean square of every input column of the layers owning `weights` (d,), float32
+        in OBS order: √diag(H) at a fraction of the cost, kept per network state as H is."""
+        return self._statistic("rms", model, weights)
+
+    def _statistic(self, kind: str, model: nn.Module, weights: list[str]) -> dict[str, torch.Tensor]:
         key = state_digest(model)
         cached = self._cache.get(key, {})
-        missing = [w for w in weights if w not in cached]
+        missing = [w for w in weights if (kind, w) not in cached]
         if missing:
-            cached.update(self._gather(model, missing))
+            found = self._gather(model, missing, _gram if kind == "gram" else _squares)
+            cached.update({(kind, w): v if kind == "gram" else v.sqrt().float() for w, v in found.items()})
             self._cache = {key: cached}  # only the latest network's: an iterative chain moves on
-        return {w: cached[w] for w in weights}
+        return {w: cached[(kind, w)] for w in weights}
 
     @torch.no_grad()
-    def _gather(self, model: nn.Module, weights: list[str]) -> dict[str, torch.Tensor]:
+    def _gather(self, model: nn.Module, weights: list[str], statistic) -> dict[str, torch.Tensor]:
+        """The mean over input rows (sampled positions) of `statistic(rows)` for each layer."""
         modules = {w: model.get_submodule(w.removesuffix(".weight")) for w in weights}
         sums: dict[str, torch.Tensor] = {}
         rows: dict[str, int] = dict.fromkeys(weights, 0)
@@ -72,8 +90,8 @@ class Calibration:
         def hook_for(name: str):
             def hook(module, args):
                 x = self._sample(patches(module, args[0]).float())
-                gram = (x.T @ x).double()
-                sums[name] = sums[name] + gram if name in sums else gram
+                value = statistic(x)
+                sums[name] = sums[name] + value if name in sums else value
                 rows[name] += x.shape[0]
             return hook
 

@@ -35,7 +35,8 @@ def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(-1, x.shape[-1])
     if not isinstance(module, nn.Conv2d) or module.groups != 1:
         groups = getattr(module, "groups", "?")
-        raise PrunelabError(f"second-order pruning handles linear layers and convolutions with groups=1; "
+        raise PrunelabError(f"pruners that read layer inputs (second-order, Wanda) handle linear layers and "
+                            f"convolutions with groups=1; "
                             f"{type(module).__name__} with groups={groups} is neither")
     cols = nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
     b, _, positions = cols.shape
