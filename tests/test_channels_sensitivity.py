@@ -12,11 +12,13 @@ from prunelab.errors import PrunelabError
 from prunelab.experiment.config import SweepConfig
 from prunelab.experiment.sensitivity import run as profile_run
 from prunelab.experiment.sweep import Sweep
-from prunelab.pruning.structured import _Group, _tolerances, sensitivity_counts
+from prunelab.pruning.methods.channels_sensitivity import sensitivity_counts, tolerances
+from prunelab.pruning.structured import ChannelGroup
 
 
-def _group(root: str, channels: int = 16) -> _Group:
-    return _Group(root, channels, torch.arange(channels, dtype=torch.float32) + 1, [("x", "out", None, None)])
+def _group(root: str, channels: int = 16) -> ChannelGroup:
+    importance = torch.arange(channels, dtype=torch.float32) + 1
+    return ChannelGroup(root, channels, importance, [("x", "out", None, None)])
 
 
 def test_a_curve_tolerates_the_largest_ratio_within_each_drop_and_interpolates_between():
@@ -24,7 +26,7 @@ def test_a_curve_tolerates_the_largest_ratio_within_each_drop_and_interpolates_b
     profile = {"unit": "channels", "dense_top1": 90.0,
                "layers": {"steady": [[0.25, 90.0], [0.5, 88.0], [0.75, 80.0]],
                           "bumpy": [[0.25, 85.0], [0.5, 87.0]]}}  # 0.5 better than 0.25: still a 5-point drop
-    _tolerances([steady, bumpy], profile, keep_stream=True)
+    tolerances(None, [steady, bumpy], profile=profile, keep_stream=True)
     assert np.allclose(steady.tolerance[0], [0, 2, 10])
     assert np.allclose(steady.tolerance[1], [0.25, 0.5, 0.75])
     assert np.allclose(bumpy.tolerance[0], [0, 5]) and np.allclose(bumpy.tolerance[1], [0, 0.5])
@@ -38,7 +40,7 @@ def test_the_robust_group_loses_more_and_counts_grow_with_the_ratio():
     profile = {"unit": "channels", "dense_top1": 90.0,
                "layers": {"robust": [[r, 90 - 2 * r] for r in curve],
                           "fragile": [[r, 90 - 40 * r] for r in curve]}}
-    _tolerances([robust, fragile], profile, keep_stream=True)
+    tolerances(None, [robust, fragile], profile=profile, keep_stream=True)
     previous = [0, 0]
     for ratio in np.linspace(0, 1, 11):
         counts = sensitivity_counts([robust, fragile], ratio, [15, 15])

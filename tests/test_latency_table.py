@@ -14,7 +14,9 @@ from prunelab.cli import main
 from prunelab.measure.latency_table import LayerGrid, load_table, measure_table, save_table
 from prunelab.models import create_model, model_info
 from prunelab.pruning import GROUP_CRITERIA
-from prunelab.pruning.structured import _Group, latency_counts, prune_channels, threshold_counts
+from prunelab.pruning.methods.channels import threshold_counts
+from prunelab.pruning.methods.channels_latency import latency_counts
+from prunelab.pruning.structured import ChannelGroup, prune_channels
 
 X = torch.zeros(1, 1, 8, 8)
 
@@ -47,7 +49,7 @@ def test_the_grid_interpolates_between_and_holds_at_its_ends():
 
 def _groups(seconds_per_channel, channels=32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [_Group(f"g{i}", channels, torch.rand(channels, generator=g) + 0.5, [],
+    return [ChannelGroup(f"g{i}", channels, torch.rand(channels, generator=g) + 0.5, [],
                    saved=np.arange(channels + 1) * s) for i, s in enumerate(seconds_per_channel)]
 
 

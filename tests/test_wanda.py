@@ -45,7 +45,8 @@ def by_hand(model: Net, images: torch.Tensor) -> dict[str, torch.Tensor]:
     cols = F.unfold(seen["conv"], 3, padding=1).transpose(1, 2).reshape(-1, 27)  # (rows, C*kh*kw)
     rms_conv = cols.pow(2).mean(0).sqrt().view(3, 3, 3)
     rms_hidden = seen["hidden"].pow(2).mean(0).sqrt()
-    return {"conv.weight": model.conv.weight.abs() * rms_conv, "hidden.weight": model.hidden.weight.abs() * rms_hidden}
+    return {"conv.weight": model.conv.weight.abs() * rms_conv,
+            "hidden.weight": model.hidden.weight.abs() * rms_hidden}
 
 
 @pytest.mark.parametrize("level", [0.3, 0.75])
@@ -54,7 +55,8 @@ def test_wanda_drops_the_lowest_weight_times_input_rms_in_every_layer(level):
     model = Net().eval()
     images = torch.randn(40, 3, 8, 8) * torch.tensor([0.1, 1.0, 5.0]).view(1, 3, 1, 1)  # unequal inputs
     with torch.no_grad():
-        expected = {k: lowest_k_mask(s, n_pruned(level, s.numel())) for k, s in by_hand(model, images).items()}
+        scores = by_hand(model, images)
+        expected = {k: lowest_k_mask(s, n_pruned(level, s.numel())) for k, s in scores.items()}
         plain = {k: lowest_k_mask(w.abs(), n_pruned(level, w.numel()))
                  for k, w in (("conv.weight", model.conv.weight), ("hidden.weight", model.hidden.weight))}
     ctx = PruneContext(CARD, calibration=lambda: Calibration(images))

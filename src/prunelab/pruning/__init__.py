@@ -3,10 +3,12 @@ channel surgery, schedules."""
 
 from .base import (
     ALLOCATIONS,
+    CHANNEL_ALLOCATIONS,
     CRITERIA,
     GROUP_CRITERIA,
     PRUNERS,
     Allocation,
+    ChannelAllocation,
     Criterion,
     GroupCriterion,
     MaskPruner,
@@ -16,5 +18,6 @@ from .base import (
     ScoredPruner,
 )
 
-__all__ = ["ALLOCATIONS", "CRITERIA", "GROUP_CRITERIA", "PRUNERS", "Allocation", "Criterion",
-           "GroupCriterion", "MaskPruner", "PruneContext", "Pruned", "Pruner", "ScoredPruner"]
+__all__ = ["ALLOCATIONS", "CHANNEL_ALLOCATIONS", "CRITERIA", "GROUP_CRITERIA", "PRUNERS", "Allocation",
+           "ChannelAllocation", "Criterion", "GroupCriterion", "MaskPruner", "PruneContext", "Pruned",
+           "Pruner", "ScoredPruner"]

@@ -1,5 +1,6 @@
-"""The pruning contracts: a criterion scores weights, an allocation shares the total between layers,
-a pruner prunes a model to a level. Each member declares itself in its own file in `methods/`."""
+"""The pruning contracts: a criterion scores weights, an allocation shares the total between layers
+(a channel allocation: between groups of coupled channels), a pruner prunes a model to a level.
+Each member declares itself in its own file in `methods/`."""
 
 from __future__ import annotations
 
@@ -120,6 +121,21 @@ class GroupCriterion:
     score: Callable[[Any], torch.Tensor]
 
 
+@dataclass(frozen=True)
+class ChannelAllocation:
+    """How removed channels are shared between coupled groups (`structured.ChannelGroup`s):
+    `counts(groups, ratio, caps)` gives each group's count for `ratio` of all channels, at most its
+    cap (the lowest importances go); `prepare(net, groups, latency_table=, profile=, keep_stream=)`
+    first gives the groups what `counts` reads besides their importances, or refuses in one line."""
+
+    name: str
+    description: str
+    counts: Callable[[list, float, list[int]], list[int]]
+    prepare: Callable[..., None] | None = None
+    needs_profile: bool = False  # reads the context's channel sensitivity profile
+    needs_latency_table: bool = False  # reads the context's latency table
+
+
 class Pruner(ABC):
     """Prunes a model to a level.
 
@@ -213,4 +229,5 @@ class ScoredPruner(MaskPruner):
 CRITERIA: Registry[Criterion] = Registry("criterion", METHODS_PACKAGE)
 ALLOCATIONS: Registry[Allocation] = Registry("allocation", METHODS_PACKAGE)
 GROUP_CRITERIA: Registry[GroupCriterion] = Registry("channel criterion", METHODS_PACKAGE)
+CHANNEL_ALLOCATIONS: Registry[ChannelAllocation] = Registry("channel allocation", METHODS_PACKAGE)
 PRUNERS: Registry[Pruner] = Registry("method", METHODS_PACKAGE)

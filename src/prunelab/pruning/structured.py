@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import heapq
 import math
 from dataclasses import dataclass
 
@@ -15,7 +14,8 @@ from torch import nn
 
 from ..errors import PrunelabError
 from ..models import ModelInfo
-from .masks import check_sparsity, global_counts, prunable_weights
+from .base import CHANNEL_ALLOCATIONS, ChannelAllocation
+from .masks import check_sparsity, prunable_weights
 from .spec import ChannelMapShortcut, architecture_spec, build_from_spec, make_prunable  # noqa: F401
 
 TOLERANCE = 0.005  # the search stops within half a percentage point of the requested level, when it can
@@ -76,7 +76,7 @@ def filter_l1(group) -> torch.Tensor:
 
 
 @dataclass
-class _Group:
+class ChannelGroup:
     """One set of coupled channels: its root (a conv/linear), importance, and the conv/linear
     weights each of its channels reaches (module name, 'out'/'in', indices, root indices)."""
 
@@ -143,7 +143,7 @@ def _build_graph(net: nn.Module, info: ModelInfo, example_input: torch.Tensor, i
                 side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
                 deps.append((names[module], side, np.asarray(idxs), np.asarray(group[i].root_idxs)))
         root = names[group[0].dep.target.module]
-        groups.append(_Group(root, len(group[0].idxs), importance(group), deps))
+        groups.append(ChannelGroup(root, len(group[0].idxs), importance(group), deps))
     return dg, groups
 
 
@@ -159,7 +159,7 @@ def _remaining(module: nn.Module, out_removed: int, in_removed: int) -> int:
     return (module.out_channels - out_removed) * ((module.in_channels - in_removed) // module.groups) * k
 
 
-def _removed_fraction(net: nn.Module, prunable: dict[str, int], groups: list[_Group],
+def _removed_fraction(net: nn.Module, prunable: dict[str, int], groups: list[ChannelGroup],
                       chosen: list[np.ndarray]) -> float:
     """Fraction of the prunable weights the chosen channels take with them (computed, pre-surgery)."""
     removed: dict[tuple[str, str], set[int]] = {}
@@ -190,109 +190,7 @@ def _round(channels: int, k: int, cap: int, round_to: int | None) -> int:
     return k
 
 
-def layerwise_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
-    """The same channel fraction `ratio` of every group."""
-    return [math.floor(ratio * g.channels + 1e-9) for g in groups]
-
-
-def threshold_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
-    """One threshold over importances normalised by their group's mean (layers differ in scale),
-    `ratio` of all channels in all, no group over its cap."""
-    scores = {i: g.importance / g.importance.mean().clamp_min(1e-12) for i, g in enumerate(groups)}
-    total = sum(g.channels for g in groups)
-    k = min(math.floor(ratio * total + 1e-9), sum(caps))
-    by_group = global_counts(scores, k, dict(enumerate(caps)))
-    return [by_group[i] for i in range(len(groups))]
-
-
-def latency_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
-    """`ratio` of all channels, bought greedily in the order of least importance given up per
-    second of the runtime saved: each group's next channel priced by its mean-normalised importance
-    over the seconds the next eighth of the group saves (a measured table's, `_Group.saved`)."""
-    total = sum(g.channels for g in groups)
-    k = min(math.floor(ratio * total + 1e-9), sum(caps))
-    norm = [(g.importance.sort().values / g.importance.mean().clamp_min(1e-12)).numpy() for g in groups]
-
-    def price(i: int, taken: int) -> float:
-        g = groups[i]
-        ahead = min(taken + max(1, g.channels // 8), caps[i])
-        gain = (g.saved[ahead] - g.saved[taken]) / (ahead - taken)
-        return float(norm[i][taken]) / max(float(gain), 1e-12)
-
-    counts = [0] * len(groups)
-    heap = [(price(i, 0), i) for i in range(len(groups)) if caps[i] > 0]
-    heapq.heapify(heap)
-    for _ in range(k):
-        _, i = heapq.heappop(heap)
-        counts[i] += 1
-        if counts[i] < caps[i]:
-            heapq.heappush(heap, (price(i, counts[i]), i))
-    return counts
-
-
-def sensitivity_counts(groups: list[_Group], ratio: float, caps: list[int]) -> list[int]:
-    """Every group the share of its channels its own curve tolerates for one allowed drop of
-    top-1, `ratio` x the largest drop profiled (a channel sensitivity profile's, `_Group.tolerance`):
-    the groups whose removal costs least lose most."""
-    most = max(float(g.tolerance[0][-1]) for g in groups)
-    out = []
-    for g in groups:
-        drops, ratios = g.tolerance
-        out.append(math.floor(float(np.interp(ratio * most, drops, ratios)) * g.channels + 1e-9))
-    return out
-
-
-def _tolerances(groups: list[_Group], profile: dict, keep_stream: bool) -> None:
-    """Give every group its tolerance from `profile` (channel ratio -> top-1 of that group pruned
-    alone): for each drop of top-1 reached along its curve (top-1 made non-increasing), the largest
-    profiled ratio within it; a drop between two of them allows a ratio between theirs."""
-    if profile.get("unit") != "channels":
-        raise PrunelabError("the profile given is one of single weights; channel methods read a "
-                            "channel profile: run 'prunelab sensitivity CHECKPOINT --channels --out RUN' "
-                            "and pass --sensitivity RUN")
-    dense = float(profile["dense_top1"])
-    for g in groups:
-        if keep_stream and g.stream:
-            g.tolerance = (np.array([0.0, 1.0]), np.array([0.0, 0.0]))
-            continue
-        if g.root not in profile["layers"]:
-            raise PrunelabError(f"the channel profile has no curve for '{g.root}'; profile the same "
-                                f"model with 'prunelab sensitivity --channels'")
-        points, low = [], dense  # (drop of top-1 so far along the curve, channel ratio)
-        for r, acc in sorted((float(r), float(a)) for r, a in profile["layers"][g.root]):
-            low = min(low, acc)
-            points.append((dense - low, r))
-        drops = sorted({0.0} | {d for d, _ in points})
-        ratios = [max([r for d, r in points if d <= x] + [0.0]) for x in drops]
-        g.tolerance = (np.array(drops), np.array(ratios))
-
-
-def _price_groups(net: nn.Module, groups: list[_Group], table) -> None:
-    """Give every group the seconds removing its channels saves, from `table` (each layer at its
-    present widths, less the group's share of them)."""
-    from ..measure.latency_table import widths
-
-    for g in groups:
-        shares: dict[str, list[float]] = {}
-        for name, side, idxs, _ in g.deps:
-            shares.setdefault(name, [0.0, 0.0])[side == "out"] += len(idxs) / g.channels
-        k = np.arange(g.channels + 1, dtype=float)
-        saved = np.zeros_like(k)
-        for name, (s_in, s_out) in shares.items():
-            if name not in table.layers:
-                raise PrunelabError(f"latency table {table.source} does not price layer '{name}'; it was "
-                                    f"measured for another network ('prunelab latency-table' measures one)")
-            cin, cout = widths(net.get_submodule(name))
-            now = table.seconds(name, cin, cout)
-            saved += [now - table.seconds(name, cin - j * s_in, cout - j * s_out) for j in k]
-        g.saved = saved
-
-
-CHANNEL_ALLOCATIONS = {"layerwise": layerwise_counts, "global": threshold_counts, "latency": latency_counts,
-                       "sensitivity": sensitivity_counts}
-
-
-def _allocate(groups: list[_Group], ratio: float, counts_of, layer_cap: float,
+def _allocate(groups: list[ChannelGroup], ratio: float, counts_of, layer_cap: float,
               round_to: int | None, keep_stream: bool = False) -> list[np.ndarray]:
     """Root indices to remove in each group for channel ratio `ratio` (lowest importance first);
     with `keep_stream`, none of a residual stream's."""
@@ -335,7 +233,7 @@ class Structured:
 
 
 def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, sparsity: float,
-                   allocation: str = "layerwise", layer_cap: float | None = None,
+                   allocation: str | ChannelAllocation = "layerwise", layer_cap: float | None = None,
                    round_to: int | None = None, original: dict[str, int] | None = None,
                    importance=filter_l1, keep_stream: bool = False, latency_table=None,
                    profile: dict | None = None) -> Structured:
@@ -352,10 +250,11 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
             loses its inputs from the image (the stem's input channels stay).
         example_input: (1, C, H, W) input for tracing, on the model's device.
         sparsity: the level, in [0, 1].
-        allocation: "layerwise" (the same channel fraction in every group), "global" (one
-            threshold on mean-normalised filter norms across groups), "latency" (the channels
-            giving up least importance per second saved, priced by `latency_table`) or
-            "sensitivity" (each group what its own curve in `profile` tolerates for one drop).
+        allocation: a channel allocation or its registered name: "layerwise" (the same channel
+            fraction in every group), "global" (one threshold on mean-normalised importances
+            across groups), "latency" (the channels giving up least importance per second saved,
+            priced by `latency_table`), "sensitivity" (each group what its own curve in `profile`
+            tolerates for one drop); `prunelab.pruning.CHANNEL_ALLOCATIONS` lists them.
         layer_cap: largest fraction of any group's channels that may go (default: all but one).
         round_to: keep channel counts at multiples of this (e.g. 8), where a group has at least
             that many (a group already at one multiple keeps it).
@@ -373,10 +272,7 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
         The smaller model with requested and achieved levels and per-layer counts.
     """
     sparsity = check_sparsity(sparsity)
-    if allocation not in CHANNEL_ALLOCATIONS:
-        raise PrunelabError(f"unknown channel allocation '{allocation}': "
-                            f"choose from {', '.join(CHANNEL_ALLOCATIONS)}")
-    counts_of = CHANNEL_ALLOCATIONS[allocation]
+    share = CHANNEL_ALLOCATIONS.get(allocation) if isinstance(allocation, str) else allocation
     cap = 1.0 if layer_cap is None else check_sparsity(layer_cap, "layer cap")
     if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
         raise PrunelabError(f"round_to must be a positive integer, got {round_to!r}")
@@ -386,24 +282,17 @@ def prune_channels(model: nn.Module, info: ModelInfo, example_input: torch.Tenso
     # The share of `net`'s weights to remove so that `sparsity` of `base`'s are gone.
     target = min(1.0, max(0.0, 1.0 - (1.0 - sparsity) * sum(base.values()) / sum(prunable.values())))
     dg, groups = _build_graph(net, info, example_input, importance)
-    if allocation == "latency":
-        if latency_table is None:
-            raise PrunelabError("the latency allocation needs a latency table: measure one with 'prunelab "
-                                "latency-table CHECKPOINT --out FILE' and pass --latency-table FILE")
-        _price_groups(net, groups, latency_table)
-    if allocation == "sensitivity":
-        if profile is None:
-            raise PrunelabError("the sensitivity allocation needs a channel profile: run 'prunelab "
-                                "sensitivity CHECKPOINT --channels --out RUN' and pass --sensitivity RUN")
-        _tolerances(groups, profile, keep_stream)
+    if share.prepare is not None:
+        share.prepare(net, groups, latency_table=latency_table, profile=profile, keep_stream=keep_stream)
+
     def chosen(r: float) -> list[np.ndarray]:
-        return _allocate(groups, r, counts_of, cap, round_to, keep_stream)
+        return _allocate(groups, r, share.counts, cap, round_to, keep_stream)
 
     ratio = _search(lambda r: _removed_fraction(net, prunable, groups, chosen(r)), target)
     return _surgery(net, dg, groups, chosen(ratio), info, example_input, base, sparsity, ratio)
 
 
-def _surgery(net: nn.Module, dg, groups: list[_Group], chosen: list[np.ndarray], info: ModelInfo,
+def _surgery(net: nn.Module, dg, groups: list[ChannelGroup], chosen: list[np.ndarray], info: ModelInfo,
              example_input: torch.Tensor, base: dict[str, int], requested: float, ratio: float) -> Structured:
     """Remove `chosen` channels of `net` (in place), check the result still runs to the same output
     shape, and count what went against `base`."""
@@ -453,7 +342,8 @@ def prune_group(model: nn.Module, info: ModelInfo, example_input: torch.Tensor, 
     return _surgery(net, dg, groups, chosen, info, example_input, base, ratio, ratio)
 
 
-def _kept_outputs(net: nn.Module, groups: list[_Group], chosen: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _kept_outputs(net: nn.Module, groups: list[ChannelGroup], chosen: list[np.ndarray]
+                  ) -> dict[str, np.ndarray]:
     """Conv/linear name -> the output channels it keeps, for those that lose some (pre-surgery)."""
     removed: dict[str, set[int]] = {}
     for group, drop in zip(groups, chosen, strict=True):
@@ -481,7 +371,8 @@ def _search(fraction, target: float) -> float:
     return hi if abs(fraction(hi) - target) <= abs(fraction(lo) - target) else lo
 
 
-def _cut(net: nn.Module, dg, groups: list[_Group], chosen: list[np.ndarray]) -> dict[str, tuple[int, int]]:
+def _cut(net: nn.Module, dg, groups: list[ChannelGroup], chosen: list[np.ndarray]
+         ) -> dict[str, tuple[int, int]]:
     """Remove the chosen channels of every group (in place, through the graph); returns group
     root -> (channels kept, channels before)."""
     channels = {}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..base import GROUP_CRITERIA, PRUNERS, GroupCriterion
-from .channels import ChannelPruner
+from .channels import CHANNELS_GLOBAL, CHANNELS_LAYERWISE, ChannelPruner
 
 
 def _pieces(group, kinds: tuple[type, ...]):
@@ -64,10 +64,10 @@ GROUP_L2 = GROUP_CRITERIA.register(GroupCriterion(
 BN_SCALE = GROUP_CRITERIA.register(GroupCriterion(
     "bn-scale", "|batch-norm scale| of the channel (network slimming, Liu et al. 2017)", bn_scale))
 
-PRUNERS.register(ChannelPruner("channels-inner", "layerwise", GROUP_L1,
+PRUNERS.register(ChannelPruner("channels-inner", CHANNELS_LAYERWISE, GROUP_L1,
                                "remove the channels inside blocks of lowest group L1 (every coupled "
                                "parameter), the same fraction per block; residual streams kept whole",
                                keep_stream=True))
-PRUNERS.register(ChannelPruner("channels-inner-global", "global", GROUP_L1,
+PRUNERS.register(ChannelPruner("channels-inner-global", CHANNELS_GLOBAL, GROUP_L1,
                                "remove the channels inside blocks of lowest mean-normalised group L1 "
                                "across the network; residual streams kept whole", keep_stream=True))

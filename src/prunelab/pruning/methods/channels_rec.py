@@ -7,8 +7,8 @@ from __future__ import annotations
 from torch import nn
 
 from ...errors import PrunelabError
-from ..base import PRUNERS, PruneContext, Pruned
-from .channels import ChannelPruner
+from ..base import PRUNERS, ChannelAllocation, PruneContext, Pruned
+from .channels import CHANNELS_GLOBAL, CHANNELS_LAYERWISE, ChannelPruner
 from .channels_group import GROUP_L1
 
 
@@ -30,15 +30,15 @@ class Reconstructed(ChannelPruner):
         return pruned
 
 
-PRUNERS.register(Reconstructed("channels-rec", "layerwise", GROUP_L1,
+PRUNERS.register(Reconstructed("channels-rec", CHANNELS_LAYERWISE, GROUP_L1,
                                "channels-inner, then every layer whose inputs changed refitted by least "
                                "squares to the dense layer's output on calibration images", keep_stream=True))
-PRUNERS.register(Reconstructed("channels-rec-global", "global", GROUP_L1,
+PRUNERS.register(Reconstructed("channels-rec-global", CHANNELS_GLOBAL, GROUP_L1,
                                "channels-inner-global, then refitted by least squares as channels-rec",
                                keep_stream=True))
 
 
-def register_inner_pair(name: str, allocation: str, description: str) -> None:
+def register_inner_pair(name: str, allocation: ChannelAllocation, description: str) -> None:
     """Register `channels-NAME` (channels inside blocks by group L1, shared out by `allocation`)
     and its refitted twin `channels-rec-NAME`."""
     PRUNERS.register(ChannelPruner(f"channels-{name}", allocation, GROUP_L1, description, keep_stream=True))
