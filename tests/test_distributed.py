@@ -43,3 +43,22 @@ def test_sweep_over_two_processes_equals_one(digits_checkpoint, tmp_path):
     store = Store.open(tmp_path / "two")
     spread = {p.key: (p.correct, p.nonzero_params) for p in store.points()}
     assert spread == single
+
+
+def test_a_sweep_sharing_each_evaluations_images_over_two_processes_equals_one(digits_checkpoint, tmp_path):
+    """--share images: the first process computes every point (a kept obs model and a channel
+    point among them), both score half of every evaluation, and the store holds one process's
+    counts, image by image."""
+    methods = ("layerwise", "random", "obs-global", "channels-global")
+    args = ["--levels", "0,0.5,0.8", "--methods", ",".join(methods), "--seeds", "0,1", "--calibration", "64"]
+    torchrun("sweep", digits_checkpoint, *args, "--share", "images", "--out", tmp_path / "two",
+             "--no-report", cwd=tmp_path)
+    cfg = SweepConfig(checkpoint=str(digits_checkpoint), data="digits", levels=(0.0, 0.5, 0.8), seeds=(0, 1),
+                      methods=methods, calibration=64, device="cpu")
+    points = Sweep(cfg, tmp_path / "one").run()
+    single = {p.key: (p.correct, p.nonzero_params, p.hits.tobytes()) for p in points}
+    store = Store.open(tmp_path / "two")
+    shared = {p.key: (p.correct, p.nonzero_params, p.hits.tobytes()) for p in store.points()}
+    store.close()
+    assert shared == single
+    assert {key[0] for key in shared} == {"dense", "layerwise", "random", "obs-global", "channels-global"}

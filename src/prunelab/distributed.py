@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+WAIT = timedelta(hours=24)
+"""How long a process waits for the others at a collective: under `--share images` the first
+process may retrain a point for hours while the others wait for its network."""
 
 
 def init_from_env() -> bool:
@@ -20,7 +25,7 @@ def init_from_env() -> bool:
         cuda = torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=WAIT)
     return True
 
 
@@ -40,6 +45,27 @@ def is_main() -> bool:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def my_slice(n: int) -> tuple[int, int]:
+    """This process's consecutive share [start, stop) of `n` items (the first ones one larger)."""
+    size, extra = divmod(n, world_size())
+    start = rank() * size + min(rank(), extra)
+    return start, start + size + (rank() < extra)
+
+
+def broadcast(obj=None):
+    """The first process's `obj`, in every process (pickled: objects of this run, never a file's)."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather(obj) -> list:
+    """Every process's `obj`, in rank order, in every process."""
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def local_device(name: str) -> str:

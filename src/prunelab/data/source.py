@@ -41,6 +41,11 @@ class Source(ABC):
     def batches(self, batch_size: int, device: torch.device) -> Iterator[Batch]:
         """Every image once, in order, `batch_size` at a time, on `device`."""
 
+    def part(self, start: int, stop: int) -> Source:
+        """Images `start`..`stop - 1` only, as a source of their own (one process's slice of an
+        evaluation shared under torchrun). This default reads every batch and keeps the slice's."""
+        return _Slice(self, start, stop)
+
     def tensors(self, device: torch.device) -> Batch:
         """Every image and label at once, in order (a set small enough to hold whole)."""
         xs, ys = zip(*self.batches(1024, device), strict=True)
@@ -95,6 +100,10 @@ class TensorSource(Source):
     def sample(self, n: int, seed: int, device: torch.device) -> torch.Tensor:
         m, s = normalization(self.mean, self.std, self.images.x.shape[1], device)
         return standardize(calibration_images(self.images, n, seed).to(device), m, s)
+
+    def part(self, start: int, stop: int) -> TensorSource:
+        images = ImageSet(self.images.x[start:stop], self.images.y[start:stop])
+        return TensorSource(images, self.mean, self.std, f"{self.name} [{start}:{stop}]", self.classes)
 
     def digest(self) -> str:  # of the uint8 pixels: the same identity stored runs were given
         return hashlib.sha256(self.images.x.numpy().tobytes() + self.images.y.numpy().tobytes()).hexdigest()
@@ -182,6 +191,10 @@ class TorchSource(Source):
             seen += len(x)
             yield x.to(device, torch.float32), torch.as_tensor(y, dtype=torch.int64).to(device)
 
+    def part(self, start: int, stop: int) -> TorchSource:
+        return TorchSource(torch.utils.data.Subset(self.dataset, range(start, stop)),
+                           f"{self.name} [{start}:{stop}]", self.workers)
+
     def _collate(self, indices: range) -> Batch:
         items = [self._item(i) for i in indices]
         shapes = {tuple(x.shape) for x, _ in items}
@@ -190,6 +203,31 @@ class TorchSource(Source):
                                 f"{sorted(shapes)}; every image must have one shape (resize them in "
                                 f"the transform)")
         return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+
+
+class _Slice(Source):
+    """Images `start`..`stop - 1` of any source, cut out of its batches."""
+
+    def __init__(self, source: Source, start: int, stop: int):
+        self.source, self.start, self.stop = source, start, stop
+        self.name, self.classes = f"{source.name} [{start}:{stop}]", source.classes
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.source.image_shape
+
+    def batches(self, batch_size: int, device: torch.device) -> Iterator[Batch]:
+        seen = 0
+        for x, y in self.source.batches(batch_size, device):
+            lo, hi = max(self.start - seen, 0), min(self.stop - seen, len(x))
+            seen += len(x)
+            if lo < hi:
+                yield x[lo:hi], y[lo:hi]
+            if seen >= self.stop:
+                return
 
 
 def as_source(data, name: str = "data") -> Source:

@@ -14,6 +14,8 @@ from ..quant import QUANTIZERS, QuantSpec, check_bits
 from ..recovery import RecoveryConfig, train_config
 from .spec import CLASSIC_LEVELS, MethodSpec, parse_levels
 
+SHARES = ("points", "images")  # what the processes of a torchrun split: the points, or each one's images
+
 
 @dataclass(frozen=True)
 class SweepConfig:
@@ -65,6 +67,10 @@ class SweepConfig:
     obs_block: int = setting(128, "Second-order methods: input columns updated at a time.")
     batch_size: int = setting(500, "Evaluation batch size.")
     device: str = setting("auto", "auto, cpu or cuda.")
+    share: str = setting("points", "Under torchrun: 'points' spreads the points over the processes; "
+                         "'images' computes every point in the first process and splits each "
+                         "evaluation's test images over all of them (few points, a large test set).",
+                         choices=lambda: SHARES)
 
     def method_specs(self) -> list[MethodSpec]:
         """The methods, then each mask method quantized by every --quantizers x --bits; a quantized
@@ -179,6 +185,8 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
                             f"channels; add a channel method (e.g. channels-global) or drop --round-to")
     check_threads(cfg.threads)
     check_runtime(cfg.runtime)
+    if cfg.share not in SHARES:
+        raise PrunelabError(f"--share must be one of {', '.join(SHARES)}, got {cfg.share!r}")
     if isinstance(cfg.calibration, bool) or not isinstance(cfg.calibration, int) or cfg.calibration < 1:
         raise PrunelabError(f"--calibration must be a positive number of images, got {cfg.calibration!r}")
     if not (0 < cfg.damp < math.inf) or isinstance(cfg.obs_block, bool) or not isinstance(cfg.obs_block, int) \

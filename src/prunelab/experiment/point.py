@@ -12,7 +12,7 @@ from torch import nn
 
 from ..io.formats import FORMATS, get_format
 from ..io.formats.structured import structured_bytes
-from ..measure import count, dense_bytes, evaluate_batches, latency, macs, sparse_bytes, weight_density
+from ..measure import count, dense_bytes, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
 from ..quant import quantize_model
 from ..quant.model import dequantized
@@ -77,7 +77,7 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
     """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`;
     `file` is its file's (bytes, format) where already written, else measured here."""
     cfg, model = wb.cfg, pruned.model
-    ev = evaluate_batches(model, wb.test.batches(cfg.batch_size, wb.device))
+    ev = wb.evaluate(model)
     if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
         counted = macs(model, wb.input_shape)
         layers = pruned.structured.layers

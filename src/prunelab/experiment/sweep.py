@@ -15,6 +15,7 @@ from .config import SweepConfig, check_profile, validate
 from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
 from .runfolder import RunFolder, write_text
+from .sharing import serve, stop_serving
 from .spec import MethodSpec
 from .store import DENSE, SENSITIVITY, SWEEP, Point, Store, level_key
 from .workbench import Workbench
@@ -120,9 +121,12 @@ class Sweep:
                                                                  recipes(self.cfg), upgrade)
 
     def mine(self) -> list[PointSpec]:
-        """This process's points of the whole plan."""
-        return share(plan(self.methods, self.cfg.levels, self.cfg.seeds), distributed.world_size(),
-                     distributed.rank())
+        """This process's points of the whole plan (under `--share images`, the first process's
+        are all of them)."""
+        points = plan(self.methods, self.cfg.levels, self.cfg.seeds)
+        if self.workbench.shares_images:
+            return points if distributed.is_main() else []
+        return share(points, distributed.world_size(), distributed.rank())
 
     def point(self, method: str | MethodSpec, level: float, seed: int) -> Point:
         """Compute (not store) one point; `method` as text ('global+iter', 'dense') or parsed."""
@@ -138,6 +142,19 @@ class Sweep:
 
         `should_stop` is asked before each point: True ends the loop there (what is left stays
         missing, and the same sweep run again computes it)."""
+        wb = self.workbench
+        if wb.shares_images and not distributed.is_main():
+            serve(wb.test, self.cfg.batch_size, wb.device)  # score slices until the first process is done
+        else:
+            try:
+                self._compute(on_point, should_stop)
+            finally:
+                if wb.shares_images:
+                    stop_serving()
+        distributed.barrier()  # under torchrun: every process's points are stored
+        return self.store.points()
+
+    def _compute(self, on_point, should_stop) -> None:
         for p in list(self.todo):
             if should_stop is not None and should_stop():
                 break
@@ -147,8 +164,6 @@ class Sweep:
             self.folder.drop_partial(p.method, p.level, p.seed)
             if on_point is not None:
                 on_point(point)
-        distributed.barrier()  # under torchrun: every process's points are stored
-        return self.store.points()
 
     @property
     def dense_state(self) -> dict:

@@ -18,13 +18,14 @@ from ..data.folder import FolderSource, folder_splits, is_image_folder
 from ..data.source import Source, TensorSource
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint
-from ..measure import Macs, macs
+from ..measure import Evaluation, Macs, evaluate_batches, macs
 from ..models import ModelCard
 from ..pruning import PruneContext
 from ..pruning.calibration import Calibration
 from ..recovery import Bench
 from .config import SweepConfig
 from .runfolder import PROFILE_FILE
+from .sharing import evaluate_shared
 
 
 def pick_device(name: str) -> torch.device:
@@ -212,6 +213,18 @@ class Workbench:
         else:
             source = self.objects.calibration
         return Calibration(source.sample(self.cfg.calibration, self.cfg.calibration_seed, self.device))
+
+    @property
+    def shares_images(self) -> bool:
+        """Each evaluation's test images are split over the processes of a torchrun."""
+        return self.cfg.share == "images" and distributed.world_size() > 1
+
+    def evaluate(self, model: nn.Module) -> Evaluation:
+        """`model`'s accuracy on the test images (under `--share images`, scored by every process,
+        each its slice)."""
+        if self.shares_images:
+            return evaluate_shared(model, self.test, self.cfg.batch_size, self.device)
+        return evaluate_batches(model, self.test.batches(self.cfg.batch_size, self.device))
 
     @functools.cached_property
     def prunable(self) -> list[str]:

@@ -33,6 +33,15 @@ class Evaluation:
     loss: float
     hits: np.ndarray
 
+    @staticmethod
+    def joined(parts: list[Evaluation]) -> Evaluation:
+        """One evaluation of the images of `parts` (consecutive slices of one set, in order)."""
+        n = sum(p.n for p in parts)
+        hits = np.concatenate([p.hits for p in parts])
+        top5 = sum(p.top5 * p.n for p in parts) / n
+        loss = sum(p.loss * p.n for p in parts) / n
+        return Evaluation(int(hits.sum()), n, float(100.0 * hits.mean()), top5, loss, hits)
+
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> Evaluation:
     """Evaluate `model` (switched to eval mode) on normalised images.
