@@ -74,7 +74,7 @@ def main() -> int:
     file = out / "results.json"
     results = json.loads(file.read_text()) if file.exists() else {}
     wb = Workbench(SweepConfig(checkpoint=str(CHECKPOINT), model="resnet56", data=str(DATA), device="cpu"))
-    model, card, (x, y) = wb.model.eval(), wb.card, wb.test.tensors(wb.device)
+    model, (x, y) = wb.model.eval(), wb.test.tensors(wb.device)
     shape = wb.input_shape
 
     def counted(net) -> int:
@@ -83,7 +83,7 @@ def main() -> int:
     def measure(net) -> dict:
         one_shot = evaluate(net, x, y).correct
         tuned = copy.deepcopy(net)
-        recalibrate_bn(tuned, wb.train, card.mean, card.std, 50, 128, wb.device, 0, True)
+        recalibrate_bn(tuned, wb.bn_images(0))  # 50 batches of 128, augmented, seed 0
         return {"correct": one_shot, "correct_bn": evaluate(tuned, x, y).correct, "macs": counted(net)}
 
     dense = {"correct": evaluate(model, x, y).correct, "macs": counted(model), "n": len(y)}

@@ -1,11 +1,14 @@
 """--data FOLDER: an image folder in torchvision's layout, streamed, gives the counts the .npz of
 the same pixels gives; calibration reads its train/ split; bad folders are one line."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from cli_helpers import assert_user_error, run
 from PIL import Image
 
+from prunelab.data import load_dataset
 from prunelab.experiment.store import Store
 
 
@@ -75,6 +78,7 @@ def test_bad_folders_are_one_line_naming_what(digits_checkpoint, digits, tmp_pat
     assert_user_error(*sweep(tmp_path / "ok")[::2], "broken.png")
     (tmp_path / "ok" / "class1" / "broken.png").unlink()
     assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft")[::2], "streamed")
+    assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+bn")[::2], "no train/ split")
     assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
@@ -104,3 +108,35 @@ def test_a_five_class_64px_folder_and_a_torchvision_resnet18_go_through_sweep_re
     code, out, err = run(monkeypatch, capsys, "export", run_dir, "--method", "global", "--level", "0.5",
                          "--format", "sparse", "--out", tmp_path / "g50.sparse")
     assert code == 0 and "bit-exact" in out, err
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+RESNET20 = SHARED / "models" / "cifar10" / "resnet20-12fca82f.th"
+SUBSET = SHARED / "data" / "cifar10" / "cifar10_subset.npz"
+
+
+@pytest.mark.slow  # a pretrained ResNet-20 over 350 PNGs, twice: ~8 s
+@pytest.mark.skipif(not (RESNET20.exists() and SUBSET.exists()), reason="../shared CIFAR files absent")
+def test_batch_norm_is_re_estimated_on_the_folders_train_split_as_on_the_npz(tmp_path, monkeypatch, capsys):
+    """+bn over a folder of 32 px PNGs draws, crops and flips the same training images as over the
+    .npz of the same pixels (written in the folder's order), so the counts are the same."""
+    data = load_dataset(str(SUBSET))
+    train, test = (sorted(range(n), key=lambda i, s=split: (int(s.y[i]), i))  # ImageFolder's order
+                   for n, split in ((200, data.train), (150, data.test)))
+    np.savez(tmp_path / "same.npz", x_train=data.train.x[train].permute(0, 2, 3, 1).numpy(),
+             y_train=data.train.y[train].numpy(), x_test=data.test.x[test].permute(0, 2, 3, 1).numpy(),
+             y_test=data.test.y[test].numpy())
+    for split, idx, images in (("train", train, data.train), ("test", test, data.test)):
+        for i in idx:
+            folder = tmp_path / "pngs" / split / f"class{int(images.y[i])}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images.x[i].permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
+    for name, source in (("npz", tmp_path / "same.npz"), ("folder", tmp_path / "pngs")):
+        code, _, err = run(monkeypatch, capsys, "sweep", RESNET20, "--model", "resnet20", "--data", source,
+                           "--methods", "global,global+bn", "--levels", "0.7", "--bn-batches", 3,
+                           "--train-batch-size", 50, "--device", "cpu", "--out", tmp_path / name,
+                           "--no-report")
+        assert code == 0, err
+    assert counts(tmp_path / "npz") == counts(tmp_path / "folder")
+    found = counts(tmp_path / "folder")
+    assert found[("global+bn", 0.7)] != found[("global", 0.7)]  # the statistics were re-estimated

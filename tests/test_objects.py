@@ -17,6 +17,7 @@ from torchvision import datasets, transforms
 
 import prunelab
 from prunelab.errors import PrunelabError
+from prunelab.recovery import RecoveryConfig
 
 
 class MyNet(nn.Module):
@@ -168,8 +169,43 @@ def test_bad_objects_are_one_line_before_any_point(trained, tmp_path, item, need
 
 
 def test_methods_that_retrain_are_refused_over_objects_up_front(trained, image_folder, tmp_path):
-    with pytest.raises(PrunelabError, match="retrains or re-estimates batch norm"):
+    with pytest.raises(PrunelabError, match="retrains"):
+        prunelab.sweep(trained, image_folder, out=tmp_path / "run", methods=["global+ft"], levels=[0.5],
+                       device="cpu")
+    with pytest.raises(PrunelabError, match="calibration_data"):  # +bn reads training images
         prunelab.sweep(trained, image_folder, out=tmp_path / "run", methods=["global+bn"], levels=[0.5],
                        device="cpu")
     with pytest.raises(PrunelabError, match="shuffles"):
         prunelab.sweep(trained, DataLoader(image_folder, shuffle=True), out=tmp_path / "r2", device="cpu")
+
+
+def test_batch_norm_is_re_estimated_on_the_calibration_data_given(image_folder, tmp_path):
+    """global+bn over a module with batch norms: the statistics come from `calibration_data` as it
+    is (the user's transform, no augmentation added), one batch of all its images here, so a
+    re-estimation by hand after torch's own global pruning counts the same."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3),
+                        nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 10)).eval()
+    scales = torch.tensor([0.2, 0.5, 1.0, 2.0, 4.0, 8.0]).view(6, 1, 1, 1)  # images unlike each other
+    calib = TensorDataset(torch.randn(6, 1, 8, 8) * scales + scales, torch.zeros(6, dtype=torch.long))
+    result = prunelab.sweep(net, image_folder, out=tmp_path / "run", methods=["global+bn"], levels=[0.5],
+                            calibration_data=calib, device="cpu",
+                            recovery=RecoveryConfig(bn_batches=1, batch_size=6), calibration=6)
+    by_hand = copy.deepcopy(net)
+    convs = [m for m in by_hand if isinstance(m, nn.Conv2d)]
+    torch_prune.global_unstructured([(m, "weight") for m in convs], torch_prune.L1Unstructured,
+                                    amount=round(0.5 * sum(m.weight.numel() for m in convs)))
+    for m in by_hand.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        by_hand.train()(torch.stack([x for x, _ in calib]))
+        by_hand.eval()
+        batches = [(by_hand(x), y) for x, y in DataLoader(image_folder, batch_size=50)]
+        logits, labels = zip(*batches, strict=True)
+        logits, labels = torch.cat(logits), torch.cat(labels)
+    point = next(p for p in result.points if p.method == "global+bn")
+    assert point.hits.tolist() == (logits.argmax(1) == labels).tolist()
+    assert point.loss == pytest.approx(float(F.cross_entropy(logits, labels)), rel=1e-5)

@@ -3,13 +3,16 @@ or `test/` sub-folders when there are splits), streamed: decoded batch by batch,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import datasets, transforms
 
 from ..errors import PrunelabError
+from .augment import augment
+from .sets import normalization
 from .source import TorchSource
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -68,6 +71,22 @@ class FolderSource(TorchSource):
                                 f"in a sub-folder of its own ({', '.join(IMAGE_SUFFIXES)})") from None
         super().__init__(folder, name=f"image folder {root}")
         self.classes = tuple(folder.classes)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._pixels = transforms.Compose([*steps, transforms.ToTensor()])  # [0, 1], not normalised
+
+    def augmented_draws(self, n: int, seed: int, batch_size: int, device: torch.device
+                        ) -> Iterator[torch.Tensor]:
+        """As `draws`, each batch augmented as CIFAR training augments its images before it is
+        normalised: a random crop after zero (black) padding of an eighth of the side, and a random
+        horizontal flip, seeded by `seed`."""
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(self), generator=generator)[:n]
+        m, s = normalization(self.mean, self.std, len(self.mean), device)
+        for start in range(0, len(order), batch_size):
+            pixels = torch.stack([self._pixels(self.dataset.loader(self.dataset.samples[int(i)][0]))
+                                  for i in order[start:start + batch_size]])
+            pixels = augment(pixels, max(1, pixels.shape[-1] // 8), True, generator)
+            yield (pixels.to(device) - m) / s
 
 
 def _open(path: str, mode: str) -> Image.Image:

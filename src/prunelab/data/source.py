@@ -61,6 +61,13 @@ class Source(ABC):
         pick = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         return torch.stack([self._image(int(i)) for i in pick]).to(device)
 
+    def draws(self, n: int, seed: int, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+        """min(`n`, all) images in an order drawn by `seed`, `batch_size` at a time, on `device`
+        (the batches batch norms are re-estimated on)."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        for start in range(0, len(order), batch_size):
+            yield torch.stack([self._image(int(i)) for i in order[start:start + batch_size]]).to(device)
+
     def _image(self, index: int) -> torch.Tensor:
         raise NotImplementedError
 

@@ -60,9 +60,7 @@ def quantized_point(method: MethodSpec, level: float, seed: int, wb: Workbench, 
         release_codes(model)
     elif spec.recalibrated:
         model = dequantized(model, spec).to(wb.device)
-        rc, data = wb.bench.retrain, wb.bench.train_data()
-        recalibrate_bn(model, data, card.mean, card.std, rc.bn_batches, rc.batch_size, wb.device, seed,
-                       rc.bn_augment)
+        recalibrate_bn(model, wb.bench.bn_images(seed))
     with tempfile.TemporaryDirectory() as tmp:
         path = folder.point_file(method, level, seed, fmt.name) if method.keeps_model else Path(tmp) / "q"
         path.parent.mkdir(parents=True, exist_ok=True)

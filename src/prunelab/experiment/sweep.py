@@ -44,15 +44,14 @@ def plan(methods: list[MethodSpec], levels: tuple[float, ...], seeds: tuple[int,
 
 def check_without_training(methods: list[MethodSpec]) -> None:
     """Streamed data (a torch Dataset, an image folder) has no training images in the layout
-    retraining and batch-norm re-estimation read (uint8 tensors in memory): methods that need
-    them are refused up front."""
+    retraining reads (uint8 tensors in memory): methods that retrain are refused up front (batch
+    norm is re-estimated on streamed images)."""
     for m in methods:
-        trains = m.recovery.settings or (m.quant is not None and (m.quant.tuned or m.quant.recalibrated))
-        if trains:
-            raise PrunelabError(f"method '{m.text}' retrains or re-estimates batch norm, which a run over "
-                                f"streamed data (a torch Dataset, an image folder) cannot do yet; sweep "
-                                f"one-shot methods (e.g. '{m.pruner.name if m.pruner else 'global'}'), or "
-                                f"retrain with CIFAR-style .npz data")
+        if m.recovery.trains or m.recovery.chained or (m.quant is not None and m.quant.tuned):
+            raise PrunelabError(f"method '{m.text}' retrains, which a run over streamed data (a torch "
+                                f"Dataset, an image folder) cannot do yet; sweep one-shot methods (e.g. "
+                                f"'{m.pruner.name if m.pruner else 'global'}', or '+bn'), or retrain with "
+                                f"CIFAR-style .npz data")
 
 
 def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
@@ -93,7 +92,7 @@ class Sweep:
         if any(m.pruner.needs_calibration for m in self.methods):
             _ = self.workbench.calibration  # drawn now: a count the training split cannot give fails first
         if any(m.reads_training_split for m in self.methods):
-            _ = self.workbench.train  # loaded now: a split with no images fails before any point
+            _ = self.workbench.training_source  # found now: a split with no images fails before any point
         self.store = self._open_store()
         # Called as (method, level, seed, epoch record) after every retraining epoch.
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None

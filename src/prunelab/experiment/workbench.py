@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from ..models import ModelCard
 from ..pruning import PruneContext
 from ..pruning.calibration import Calibration
 from ..recovery import Bench
+from ..recovery.retrain import bn_draws
 from .config import SweepConfig
 from .runfolder import PROFILE_FILE
 from .sharing import evaluate_shared
@@ -175,8 +177,8 @@ class Workbench:
             other = load_dataset(self.cfg.train_data, self.cfg.data_root, self.cfg.download)
             data = with_training_set(self.data, other, self.cfg.train_data)
         if len(data.train) == 0:
-            raise PrunelabError(f"{self.cfg.train_data or self.cfg.data} has no training images, and a method "
-                                f"here reads them (retraining, batch-norm statistics or calibration); pass "
+            raise PrunelabError(f"{self.cfg.train_data or self.cfg.data} has no training images, and a "
+                                f"method here reads them (retraining, batch-norm statistics or calibration); pass "
                                 f"--train-data with a training split, or sweep methods that read none")
         return data
 
@@ -197,22 +199,42 @@ class Workbench:
                             on_layer=lambda *a: self.on_layer(*a) if self.on_layer else None)
 
     @functools.cached_property
-    def calibration(self) -> Calibration:
-        """`calibration` images of the training split (seeded), normalised, on the device."""
+    def training_source(self) -> Source:
+        """The training images as the model takes them (never a test image): the training split
+        in memory, an image folder's train/, or the user's `calibration_data`."""
         if not self.streamed:
-            source = TensorSource(self.train.train, self.card.mean, self.card.std, "the training split")
-        elif self.objects is None:
+            return TensorSource(self.train.train, self.card.mean, self.card.std, "the training split")
+        if self.objects is None:
             source = self._folder("train")
             if source is None:
-                raise PrunelabError(f"a method here reads calibration images, and image folder "
-                                    f"{self.cfg.data} has no train/ split; add {self.cfg.data}/train/<class>/"
-                                    f"... (and put the test images in {self.cfg.data}/test/)")
-        elif self.objects.calibration is None:
-            raise PrunelabError("a method here reads calibration images; pass calibration_data= (training "
-                                "images, never the test set)")
-        else:
-            source = self.objects.calibration
-        return Calibration(source.sample(self.cfg.calibration, self.cfg.calibration_seed, self.device))
+                raise PrunelabError(f"a method here reads training images (calibration or batch-norm "
+                                    f"statistics), and image folder {self.cfg.data} has no train/ split; add "
+                                    f"{self.cfg.data}/train/<class>/... (and the test images in "
+                                    f"{self.cfg.data}/test/)")
+            return source
+        if self.objects.calibration is None:
+            raise PrunelabError("a method here reads training images (calibration or batch-norm statistics); "
+                                "pass calibration_data= (training images, never the test set)")
+        return self.objects.calibration
+
+    @functools.cached_property
+    def calibration(self) -> Calibration:
+        """`calibration` images of the training split (seeded), normalised, on the device."""
+        return Calibration(self.training_source.sample(self.cfg.calibration, self.cfg.calibration_seed,
+                                                       self.device))
+
+    def bn_images(self, seed: int) -> Iterator[torch.Tensor]:
+        """The batches batch norms are re-estimated on (`--bn-batches` of `--train-batch-size`
+        training images, drawn by `seed`), augmented as training augments them (`--bn-augment`)
+        where prunelab reads the images itself; a user's Dataset gives them as its transform does."""
+        rc = self.cfg.recovery
+        if not self.streamed:
+            return bn_draws(self.train, self.card.mean, self.card.std, rc.bn_batches, rc.batch_size,
+                            self.device, seed, rc.bn_augment)
+        source, n = self.training_source, rc.bn_batches * rc.batch_size
+        if isinstance(source, FolderSource) and rc.bn_augment:
+            return source.augmented_draws(n, seed, rc.batch_size, self.device)
+        return source.draws(n, seed, rc.batch_size, self.device)
 
     @property
     def shares_images(self) -> bool:
@@ -244,7 +266,7 @@ class Workbench:
     @functools.cached_property
     def bench(self) -> Bench:
         return Bench(self.model, self.dense_state, self.ctx, self.device, self.cfg.recovery, self.cfg.levels,
-                     train_data=lambda: self.train, teacher=lambda: self.teacher,
+                     train_data=lambda: self.train, teacher=lambda: self.teacher, bn_images=self.bn_images,
                      on_epoch=lambda record: self.on_epoch(record) if self.on_epoch else None)
 
     @functools.cached_property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class Bench:
         retrain: the retraining settings.
         levels: the run's grid (an iterative chain steps through it).
         train_data: returns the training images, loaded on first use.
+        bn_images: (seed) -> the batches of training images batch norms are re-estimated on,
+            as the model takes them, on the device.
         teacher: returns the dense network retraining distils from, or None.
         on_epoch: called as (epoch record) after each retraining epoch of the point in flight.
     """
@@ -55,6 +57,7 @@ class Bench:
     levels: tuple[float, ...]
     train_data: Callable[[], Dataset]
     teacher: Callable[[], nn.Module | None]
+    bn_images: Callable[[int], Iterable[torch.Tensor]]
     on_epoch: Callable[[dict], None] | None = None
 
     def fresh(self) -> nn.Module:

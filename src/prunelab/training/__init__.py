@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ..data import Dataset
-from .batch import augment, distillation_loss
+from ..data.augment import augment
+from .batch import distillation_loss
 from .fit import STATE_FILE, History, fit
 from .recipe import TrainConfig, check_config, epoch_steps, lr_at
 from .schedules import SCHEDULES

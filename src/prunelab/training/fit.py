@@ -18,11 +18,12 @@ from torch.nn.utils import parametrize
 
 from .. import distributed
 from ..data import Dataset, normalization, standardize
+from ..data.augment import augment
 from ..errors import PrunelabError
 from ..io import atomic
 from ..measure import evaluate
 from ..pruning.masks import Masks, apply_masks
-from .batch import augment, distillation_loss
+from .batch import distillation_loss
 from .plan import size_at
 from .recipe import NOT_RECIPE, TrainConfig, check_config, epoch_steps, lr_at
 

@@ -18,9 +18,7 @@ class BatchNorm(Recovery):
 
     def apply(self, pruner: Pruner, level: float, seed: int, bench: Bench, files: PointFiles) -> Pruned:
         pruned = bench.one_shot(pruner, level, seed)
-        rc, card = bench.retrain, bench.ctx.card
-        recalibrate_bn(pruned.model, bench.train_data(), card.mean, card.std, rc.bn_batches, rc.batch_size,
-                       bench.device, seed, rc.bn_augment)
+        recalibrate_bn(pruned.model, bench.bn_images(seed))
         return pruned
 
 
