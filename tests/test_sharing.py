@@ -76,3 +76,4 @@ def test_the_slices_of_every_process_join_into_the_whole_evaluation(processes, m
 def test_an_unknown_share_is_one_line():
     with pytest.raises(PrunelabError, match="--share must be one of points, images"):
         validate(SweepConfig(checkpoint="x", methods=("global",), share="layers"))
+

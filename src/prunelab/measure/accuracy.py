@@ -68,9 +68,12 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, tor
     model.eval()
     hits, hits5, finite = [], [], []
     loss = None
+    layout = None  # the first batch decides: channels-last where the model takes it, on the CPU
     with exact_float32():
         for x, target in batches:
-            logits = _forward(model, x).float()
+            if layout is None:
+                layout = _layout(model, x)
+            logits = _forward(model, x.contiguous(memory_format=layout)).float()
             if logits.dim() != 2 or logits.shape[0] != len(target):
                 raise PrunelabError(f"the network gives outputs of shape {tuple(logits.shape)} for "
                                     f"{len(target)} images; a classifier giving (images, classes) logits "
@@ -91,6 +94,20 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, tor
                             f"or grew out of range (retraining diverged: lower --lr)")
     n = len(h)
     return Evaluation(int(h.sum()), n, float(100.0 * h.mean()), float(100.0 * h5.mean()), float(loss) / n, h)
+
+
+def _layout(model: nn.Module, x: torch.Tensor) -> torch.memory_format:
+    """Channels-last for image batches on the CPU, where oneDNN's convolutions run 1.35-1.45x faster
+    on them (`python bench/eval_layout.py`: ResNet-50, float32, one thread beside a training run,
+    19.8 against 14.7 images/s); the same logits to float rounding (4e-5 there). A model whose
+    forward cannot take them (a `view` of its input) keeps the contiguous layout."""
+    if x.dim() != 4 or x.device.type != "cpu":
+        return torch.contiguous_format
+    try:
+        model(x[:1].contiguous(memory_format=torch.channels_last))
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
