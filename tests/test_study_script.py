@@ -1,0 +1,64 @@
+"""bench/cpu/study_resnet50.sh, the ResNet-50 study's one command, runs every stage end to end on a
+small network and small files, and resumes: run again, it computes nothing new."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prunelab.experiment.store import Store
+from prunelab.io.checkpoint import save_checkpoint
+from prunelab.models import ModelCard, create_model
+
+pytestmark = pytest.mark.slow  # five sweeps in subprocesses: about a minute
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("classic", "magnitude", "oneshot", "oneshot-res", "structured", "jpeg")
+
+
+def cifar_like(path, n_train, n_test, seed):
+    g = np.random.default_rng(seed)
+    images = {split: g.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+              for split, n in (("train", n_train), ("test", n_test))}
+    np.savez(path, x_train=images["train"], y_train=g.integers(0, 10, n_train), x_test=images["test"],
+             y_test=g.integers(0, 10, n_test))
+
+
+def run_study(tmp_path):
+    env = {**os.environ, "CHECKPOINT": str(tmp_path / "ck"), "SHARED": str(tmp_path / "shared"),
+           "OUT": str(tmp_path / "r50"), "LEVELS": "0.5", "SWEEP_ARGS": "--calibration 64",
+           "OMP_NUM_THREADS": "1", "PRUNELAB_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(["bash", "bench/cpu/study_resnet50.sh"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
+    data = tmp_path / "shared" / "data" / "cifar10"
+    data.mkdir(parents=True)
+    cifar_like(data / "cifar10_subset.npz", 300, 60, 0)
+    cifar_like(data / "cifar10_full_jpeg_q75.npz", 400, 80, 1)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck", create_model("resnet20").eval(),
+                    ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
+    run_study(tmp_path)
+    counts = {}
+    for stage in STAGES:
+        store = Store.open(tmp_path / "r50" / stage)
+        counts[stage] = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
+        store.close()
+        assert any(m != "dense" for m, *_ in counts[stage]), stage
+    assert {m for m, *_ in counts["magnitude"]} == {"dense", "global", "lamp", "random"}
+    store = Store.open(tmp_path / "r50" / "jpeg")
+    assert {p.n_images for p in store.points()} == {80}  # the JPEG file's test split
+    store.close()
+    again = run_study(tmp_path)  # resumed: every point is stored already
+    for stage in STAGES:
+        store = Store.open(tmp_path / "r50" / stage)
+        points = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
+        assert points == counts[stage]
+        store.close()
+    assert again.count("== ") == 7
