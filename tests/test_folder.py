@@ -77,8 +77,10 @@ def test_bad_folders_are_one_line_naming_what(digits_checkpoint, digits, tmp_pat
     (tmp_path / "ok" / "class1" / "broken.png").write_bytes(b"not a png")
     assert_user_error(*sweep(tmp_path / "ok")[::2], "broken.png")
     (tmp_path / "ok" / "class1" / "broken.png").unlink()
-    assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft")[::2], "streamed")
+    assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft")[::2], "no train/ split")
     assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+bn")[::2], "no train/ split")
+    assert_user_error(*sweep(tmp_path / "ok", "--methods", "global+ft", "--train-data", "digits")[::2],
+                      "--train-data digits", "its own train/ split")
     assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
@@ -115,28 +117,51 @@ RESNET20 = SHARED / "models" / "cifar10" / "resnet20-12fca82f.th"
 SUBSET = SHARED / "data" / "cifar10" / "cifar10_subset.npz"
 
 
-@pytest.mark.slow  # a pretrained ResNet-20 over 350 PNGs, twice: ~8 s
-@pytest.mark.skipif(not (RESNET20.exists() and SUBSET.exists()), reason="../shared CIFAR files absent")
-def test_batch_norm_is_re_estimated_on_the_folders_train_split_as_on_the_npz(tmp_path, monkeypatch, capsys):
-    """+bn over a folder of 32 px PNGs draws, crops and flips the same training images as over the
-    .npz of the same pixels (written in the folder's order), so the counts are the same."""
+def same_cifar(root):
+    """200 training and 150 test images of the exact CIFAR-10 subset, as a uint8 .npz and as PNG
+    folders, the .npz written in ImageFolder's order (class by class), so both read them alike."""
     data = load_dataset(str(SUBSET))
-    train, test = (sorted(range(n), key=lambda i, s=split: (int(s.y[i]), i))  # ImageFolder's order
+    train, test = (sorted(range(n), key=lambda i, s=split: (int(s.y[i]), i))
                    for n, split in ((200, data.train), (150, data.test)))
-    np.savez(tmp_path / "same.npz", x_train=data.train.x[train].permute(0, 2, 3, 1).numpy(),
+    np.savez(root / "same.npz", x_train=data.train.x[train].permute(0, 2, 3, 1).numpy(),
              y_train=data.train.y[train].numpy(), x_test=data.test.x[test].permute(0, 2, 3, 1).numpy(),
              y_test=data.test.y[test].numpy())
     for split, idx, images in (("train", train, data.train), ("test", test, data.test)):
         for i in idx:
-            folder = tmp_path / "pngs" / split / f"class{int(images.y[i])}"
+            folder = root / "pngs" / split / f"class{int(images.y[i])}"
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images.x[i].permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
-    for name, source in (("npz", tmp_path / "same.npz"), ("folder", tmp_path / "pngs")):
+    return root / "same.npz", root / "pngs"
+
+
+CIFAR = pytest.mark.skipif(not (RESNET20.exists() and SUBSET.exists()), reason="../shared CIFAR files absent")
+
+
+@pytest.mark.slow  # a pretrained ResNet-20 over 350 PNGs, twice: ~8 s
+@CIFAR
+@pytest.mark.parametrize("methods,options", [
+    ("global,global+bn", ("--bn-batches", 3, "--train-batch-size", 50)),
+    ("global+ft", ("--epochs", 1, "--train-batch-size", 50, "--lr", 0.01)),
+])
+def test_a_folders_train_split_recovers_a_point_as_the_npz_of_the_same_pixels(methods, options, tmp_path,
+                                                                             monkeypatch, capsys):
+    """+bn draws, crops and flips the same training images over the folder as over the .npz;
+    +ft trains on them, decoded into memory, step for step alike: the counts are the same."""
+    for name, source in zip(("npz", "folder"), same_cifar(tmp_path), strict=True):
         code, _, err = run(monkeypatch, capsys, "sweep", RESNET20, "--model", "resnet20", "--data", source,
-                           "--methods", "global,global+bn", "--levels", "0.7", "--bn-batches", 3,
-                           "--train-batch-size", 50, "--device", "cpu", "--out", tmp_path / name,
-                           "--no-report")
+                           "--methods", methods, "--levels", "0.7", *options, "--device", "cpu",
+                           "--out", tmp_path / name, "--no-report")
         assert code == 0, err
-    assert counts(tmp_path / "npz") == counts(tmp_path / "folder")
     found = counts(tmp_path / "folder")
-    assert found[("global+bn", 0.7)] != found[("global", 0.7)]  # the statistics were re-estimated
+    assert counts(tmp_path / "npz") == found
+    if "global,global+bn" == methods:
+        assert found[("global+bn", 0.7)] != found[("global", 0.7)]  # the statistics were re-estimated
+
+
+def test_retraining_over_a_folder_too_large_for_memory_is_one_line(digits_checkpoint, same_pixels, tmp_path,
+                                                                   monkeypatch, capsys):
+    monkeypatch.setattr("prunelab.experiment.workbench.memory_allowance", lambda: 1000)
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", same_pixels[1], "--methods",
+                       "global+ft", "--levels", "0.5", "--device", "cpu", "--out", tmp_path / "run")
+    assert_user_error(code, err, "300 of", "more than the", "+bn streams")
+    assert not (tmp_path / "run" / "results.sqlite").exists()

@@ -153,7 +153,8 @@ def _trained(folder: Path) -> str:
     files = ", ".join(sorted(p.name for p in folder.iterdir() if p.name.startswith("model")))
     try:
         card = json.loads((folder / "model.json").read_text())
-        said = f"{card['model']} ({float(card['top1']):.2f}% test top-1, {int(card['epochs'])} epochs: {files})"
+        top1, epochs = float(card["top1"]), int(card["epochs"])
+        said = f"{card['model']} ({top1:.2f}% test top-1, {epochs} epochs: {files})"
     except (OSError, ValueError, KeyError, TypeError):
         said = f"model ({files})"
     return f"a trained {said}"

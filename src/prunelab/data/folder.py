@@ -3,6 +3,7 @@ or `test/` sub-folders when there are splits), streamed: decoded batch by batch,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from torchvision import datasets, transforms
 
 from ..errors import PrunelabError
 from .augment import augment
-from .sets import normalization
+from .sets import ImageSet, normalization
 from .source import TorchSource
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -87,6 +88,43 @@ class FolderSource(TorchSource):
                                   for i in order[start:start + batch_size]])
             pixels = augment(pixels, max(1, pixels.shape[-1] // 8), True, generator)
             yield (pixels.to(device) - m) / s
+
+
+def memory_allowance() -> int:
+    """A quarter of the memory free now, in bytes: what a folder's training images may take."""
+    try:
+        with open("/proc/meminfo") as info:
+            free = next(int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return free // 4
+
+
+def training_set(root: str | Path, size: int, channels: int, limit_bytes: int
+                 ) -> tuple[ImageSet, tuple[str, ...]]:
+    """The images of a folder split decoded to uint8 (N, C, size, size), as retraining reads them
+    (each fitted to `size` as evaluation fits it), and its class names; refused in one line when
+    they would take more than `limit_bytes`, before any is decoded."""
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        folder = datasets.ImageFolder(root, loader=lambda p: _open(p, mode),
+                                      is_valid_file=lambda p: p.lower().endswith(IMAGE_SUFFIXES))
+    except FileNotFoundError as exc:
+        raise PrunelabError(f"image folder {root}: {str(exc).rstrip('.')}") from None
+    need = len(folder) * channels * size * size
+    if need > limit_bytes:
+        raise PrunelabError(f"retraining holds the training images in memory, and the {len(folder):,} of "
+                            f"{root} at {size} px take {_mib(need)}, more than the {_mib(limit_bytes)} "
+                            f"allowed (a quarter of the free memory); retrain on fewer images, or sweep "
+                            f"one-shot methods (+bn streams)")
+    x = torch.empty((len(folder), channels, size, size), dtype=torch.uint8)
+    for i, (path, _) in enumerate(folder.samples):
+        x[i] = transforms.functional.pil_to_tensor(_fit(folder.loader(path), size))
+    return ImageSet(x, torch.tensor(folder.targets, dtype=torch.int64)), tuple(folder.classes)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
 
 
 def _open(path: str, mode: str) -> Image.Image:

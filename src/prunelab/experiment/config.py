@@ -133,9 +133,9 @@ def _check_layer_cap(cfg: SweepConfig, methods: list[MethodSpec]) -> None:
     for m in methods:
         over = [lv for lv in m.levels(cfg.levels) if lv > cap] if not m.pruner.shrinks else []
         if over:
-            raise PrunelabError(f"{m.text} cannot reach level {over[0]:g} under --layer-cap {cap:g}: no layer "
-                                f"may lose more than {100 * cap:g}% of its weights, so neither can the network; "
-                                f"pass levels up to {cap:g} or a larger --layer-cap")
+            raise PrunelabError(f"{m.text} cannot reach level {over[0]:g} under --layer-cap {cap:g}: no "
+                                f"layer may lose more than {100 * cap:g}% of its weights, so neither can the "
+                                f"network; pass levels up to {cap:g} or a larger --layer-cap")
 
 
 def _check_bits(cfg: SweepConfig, methods: list[MethodSpec]) -> None:
@@ -189,8 +189,8 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError(f"--share must be one of {', '.join(SHARES)}, got {cfg.share!r}")
     if isinstance(cfg.calibration, bool) or not isinstance(cfg.calibration, int) or cfg.calibration < 1:
         raise PrunelabError(f"--calibration must be a positive number of images, got {cfg.calibration!r}")
-    if not (0 < cfg.damp < math.inf) or isinstance(cfg.obs_block, bool) or not isinstance(cfg.obs_block, int) \
-            or cfg.obs_block < 1:
+    block = cfg.obs_block
+    if not (0 < cfg.damp < math.inf) or isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise PrunelabError(f"second-order pruning needs a finite --damp > 0 and --obs-block >= 1, got "
                             f"{cfg.damp} and {cfg.obs_block}")
     if any(m.pruner.needs_calibration for m in methods) and cfg.calibration < MIN_CALIBRATION:
@@ -205,9 +205,11 @@ def _check_epochs(cfg: SweepConfig, methods: list[MethodSpec]) -> None:
     retrained when it never was."""
     for m in methods:
         tunes = m.quant is not None and m.quant.tuned
-        if (m.recovery.trains and cfg.recovery.epochs < 1) or (tunes and cfg.recovery.for_quantized().epochs < 1):
-            raise PrunelabError(f"--epochs {cfg.recovery.epochs} would store '{m.text}' as retrained without one "
-                                f"step of retraining; pass --epochs >= 1, or the method without its recovery")
+        untrained = cfg.recovery.epochs < 1
+        if (m.recovery.trains and untrained) or (tunes and cfg.recovery.for_quantized().epochs < 1):
+            raise PrunelabError(f"--epochs {cfg.recovery.epochs} would store '{m.text}' as retrained without "
+                                f"one step of retraining; pass --epochs >= 1, or the method without its "
+                                f"recovery")
 
 
 def reads_of(cfg: SweepConfig) -> list[str | None]:

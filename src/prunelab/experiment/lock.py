@@ -36,7 +36,8 @@ def report_lock(folder: str | os.PathLike) -> Iterator[None]:
     that report (seconds): two reports never clear each other's temporary folders. A report may
     be written while a sweep computes in the run folder (it reads what is stored so far)."""
     folder = Path(folder)
-    with _flock(folder.parent / f".{folder.name}.lock", wait=True, elsewhere="use a writable copy of the run"):
+    lock = folder.parent / f".{folder.name}.lock"
+    with _flock(lock, wait=True, elsewhere="use a writable copy of the run"):
         yield
 
 

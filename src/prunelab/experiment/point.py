@@ -74,7 +74,7 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
             start: float, file: tuple[int, str] | None = None) -> Point:
     """Evaluate and count a pruned model as the point (method, level, seed), begun at `start`;
     `file` is its file's (bytes, format) where already written, else measured here."""
-    cfg, model = wb.cfg, pruned.model
+    model = pruned.model
     ev = wb.evaluate(model)
     if pruned.structured is not None:  # weights removed, not zeroed: every byte stored is needed
         counted = macs(model, wb.input_shape)

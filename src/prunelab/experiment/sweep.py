@@ -43,15 +43,15 @@ def plan(methods: list[MethodSpec], levels: tuple[float, ...], seeds: tuple[int,
 
 
 def check_without_training(methods: list[MethodSpec]) -> None:
-    """Streamed data (a torch Dataset, an image folder) has no training images in the layout
-    retraining reads (uint8 tensors in memory): methods that retrain are refused up front (batch
-    norm is re-estimated on streamed images)."""
+    """The user's own Dataset holds images as their transform gives them, not the uint8 pixels
+    retraining augments: methods that retrain are refused up front (batch norm is re-estimated on
+    them as they are)."""
     for m in methods:
         if m.recovery.trains or m.recovery.chained or (m.quant is not None and m.quant.tuned):
-            raise PrunelabError(f"method '{m.text}' retrains, which a run over streamed data (a torch "
-                                f"Dataset, an image folder) cannot do yet; sweep one-shot methods (e.g. "
-                                f"'{m.pruner.name if m.pruner else 'global'}', or '+bn'), or retrain with "
-                                f"CIFAR-style .npz data")
+            raise PrunelabError(f"method '{m.text}' retrains, which a sweep over Python objects cannot do; "
+                                f"sweep one-shot methods (e.g. '{m.pruner.name if m.pruner else 'global'}', "
+                                f"or '+bn'), or prune with prunelab.prune(model, method, level) inside your "
+                                f"own training loop")
 
 
 def share(points: list[PointSpec], ranks: int, me: int) -> list[PointSpec]:
@@ -82,7 +82,7 @@ class Sweep:
         self.kind = kind or (SWEEP if cfg.methods else SENSITIVITY)
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg, objects=objects)
-        if self.workbench.streamed:
+        if self.workbench.objects is not None:
             check_without_training(self.methods)
         check_profile(self.methods, self.workbench.profile)
         for pruner in {m.pruner for m in self.methods}:
@@ -93,6 +93,8 @@ class Sweep:
             _ = self.workbench.calibration  # drawn now: a count the training split cannot give fails first
         if any(m.reads_training_split for m in self.methods):
             _ = self.workbench.training_source  # found now: a split with no images fails before any point
+        if any(m.recovery.trains or (m.quant is not None and m.quant.tuned) for m in self.methods):
+            _ = self.workbench.train  # and what retraining holds in memory, before any point
         self.store = self._open_store()
         # Called as (method, level, seed, epoch record) after every retraining epoch.
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None

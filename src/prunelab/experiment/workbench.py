@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..data import Dataset, load_dataset, with_training_set
-from ..data.folder import FolderSource, folder_splits, is_image_folder
+from ..data import Dataset, ImageSet, load_dataset, with_training_set
+from ..data.folder import FolderSource, folder_splits, is_image_folder, memory_allowance, training_set
 from ..data.source import Source, TensorSource
 from ..errors import PrunelabError
 from ..io.checkpoint import load_checkpoint
@@ -170,7 +170,13 @@ class Workbench:
 
     @functools.cached_property
     def train(self) -> Dataset:
-        """The retraining data: `data`'s training split, or `train_data`'s (exact pixels kept)."""
+        """The retraining data: `data`'s training split, or `train_data`'s (exact pixels kept); an
+        image folder's train/ split decoded into memory at the network's input size."""
+        if self.objects is not None:
+            raise PrunelabError("retraining over Python objects is not supported: prune with "
+                                "prunelab.prune(model, method, level) inside your own training loop")
+        if is_image_folder(self.cfg.data):
+            return self._folder_training_set()
         if self.cfg.train_data is None:
             data = self.data
         else:
@@ -178,9 +184,26 @@ class Workbench:
             data = with_training_set(self.data, other, self.cfg.train_data)
         if len(data.train) == 0:
             raise PrunelabError(f"{self.cfg.train_data or self.cfg.data} has no training images, and a "
-                                f"method here reads them (retraining, batch-norm statistics or calibration); pass "
-                                f"--train-data with a training split, or sweep methods that read none")
+                                f"method here reads them (retraining, batch-norm statistics or "
+                                f"calibration); pass --train-data with a training split, or sweep methods "
+                                f"that read none")
         return data
+
+    def _folder_training_set(self) -> Dataset:
+        """The image folder's train/ split as retraining reads it: uint8 at the input size, cropped
+        after padding an eighth of the side and flipped (as batch norm's draws are)."""
+        if self.cfg.train_data is not None:
+            raise PrunelabError(f"--train-data {self.cfg.train_data}: an image folder retrains on its own "
+                                f"train/ split; put the training images in {self.cfg.data}/train/<class>/")
+        root = folder_splits(self.cfg.data).get("train")
+        if root is None:
+            raise PrunelabError(f"a method here retrains, and image folder {self.cfg.data} has no train/ "
+                                f"split; add {self.cfg.data}/train/<class>/...")
+        size = self.input_shape[-1]
+        images, classes = training_set(root, size, self.card.in_channels, memory_allowance())
+        empty = ImageSet(images.x[:0], images.y[:0])
+        return Dataset(f"image folder {root}", str(root), images, empty, classes, flip=True,
+                       pad=max(1, size // 8))
 
     @property
     def input_shape(self) -> tuple[int, ...]:

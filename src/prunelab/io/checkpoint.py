@@ -7,9 +7,8 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -252,7 +251,8 @@ def _check_float(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], p
     ints = [k for k in own if k in state and own[k].is_floating_point() and not state[k].is_floating_point()]
     if ints:
         dtype = str(state[ints[0]].dtype).removeprefix("torch.")
-        which = f"tensors {ints[0]} and {len(ints) - 1} more hold" if len(ints) > 1 else f"tensor {ints[0]} holds"
+        which = (f"tensors {ints[0]} and {len(ints) - 1} more hold" if len(ints) > 1
+                 else f"tensor {ints[0]} holds")
         raise PrunelabError(f"checkpoint {path}: {which} {dtype} values, not floating point weights; save "
                             f"the float network (dequantize it first)")
 
