@@ -1,6 +1,7 @@
 """--data FOLDER: an image folder in torchvision's layout, streamed, gives the counts the .npz of
 the same pixels gives; calibration reads its train/ split; bad folders are one line."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,21 @@ def test_calibration_reads_the_folders_train_split(digits_checkpoint, same_pixel
     code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", pngs / "test", *args,
                        "--out", tmp_path / "no-train")
     assert_user_error(code, err, "no train/ split")
+
+
+def test_a_lossy_export_of_a_folder_run_is_calibrated_on_train_and_scored_on_test(
+        digits_checkpoint, same_pixels, tmp_path, monkeypatch, capsys):
+    _, pngs = same_pixels
+    code, _, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--data", pngs, "--methods", "global",
+                       "--levels", "0.5", "--device", "cpu", "--out", tmp_path / "run", "--no-report")
+    assert code == 0, err
+    code, stdout, err = run(monkeypatch, capsys, "export", tmp_path / "run", "--method", "global", "--level",
+                            0.5, "--format", "onnx-int8", "--out", tmp_path / "m.onnx")
+    assert code == 0, err
+    file_top1, model_top1 = (float(v) for v in re.findall(r"([0-9.]+)%", stdout.split("test top-1 of")[1]))
+    network = next(p for p in Store.open(tmp_path / "run").points() if p.method == "global")
+    assert model_top1 == pytest.approx(network.top1, abs=0.005)  # scored on the folder's test/ split
+    assert abs(file_top1 - model_top1) < 5  # int8, calibrated on the folder's train/ split
 
 
 def test_bad_folders_are_one_line_naming_what(digits_checkpoint, digits, tmp_path, monkeypatch, capsys):

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .data import Dataset, load_dataset, normalize, with_training_set
-from .data.calibration import calibration_images
+from .data import load_dataset, with_training_set
+from .data.folder import FolderSource, folder_splits, is_image_folder
+from .data.source import Source, TensorSource
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
@@ -30,7 +31,7 @@ from .experiment.sweep import Sweep
 from .experiment.workbench import Workbench, pick_device
 from .io.checkpoint import save_checkpoint
 from .io.formats import Exported, export_model, get_format
-from .measure import evaluate
+from .measure import evaluate_batches
 from .models import ModelCard
 from .pruning import Pruned
 from .pruning.masks import check_sparsity
@@ -190,17 +191,21 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
         pruned, card, shape = point_model(run, spec.text, level, seed)
     else:
         pruned, card, shape = _compute(cfg, spec, level, seed, input_size, reads_data)
-    data = _run_data(run, cfg) if reads_data else None
+    test, training = _run_sources(run, cfg, card) if reads_data else (None, None)
     if file_format.needs_images:
-        n = min(cfg.calibration if cfg else SweepConfig.calibration, len(data.train))
-        images = calibration_images(data.train, n)  # seeded, from the training split only
-        file_format = file_format.calibrated(normalize(images, card.mean, card.std))
+        if training is None:
+            raise PrunelabError(f"format '{file_format.name}' calibrates on training images, and the run's "
+                                f"data has no training split; pass data with one")
+        n = min(cfg.calibration if cfg else SweepConfig.calibration, len(training))
+        file_format = file_format.calibrated(training.sample(n, 0, torch.device("cpu")))  # seeded draw
     exported = export_model(pruned.model, card, file_format, out, shape)
     if not file_format.lossy:
         return Export(exported, pruned, level)
-    x, y = normalize(data.test.x, card.mean, card.std), data.test.y
-    file_top1 = 100.0 * float((file_format.logits(exported.path, x).argmax(1) == y).float().mean())
-    return Export(exported, pruned, level, (file_top1, evaluate(pruned.model.eval(), x, y).top1))
+    cpu = torch.device("cpu")
+    hits = [file_format.logits(exported.path, x).argmax(1) == y for x, y in test.batches(1000, cpu)]
+    file_top1 = 100.0 * float(torch.cat(hits).float().mean())
+    model_top1 = evaluate_batches(pruned.model, test.batches(500, cpu)).top1
+    return Export(exported, pruned, level, (file_top1, model_top1))
 
 
 def _run_reads(run: Path) -> list[str]:
@@ -212,9 +217,10 @@ def _run_reads(run: Path) -> list[str]:
     return [run / checkpoint if checkpoint else None, config.get("data"), config.get("train_data")]
 
 
-def _run_data(run: Path | None, cfg: SweepConfig | None) -> Dataset:
-    """The data a run (or a --checkpoint export's settings) names: test images to measure a lossy
-    file on, training images to calibrate one."""
+def _run_sources(run: Path | None, cfg: SweepConfig | None, card: ModelCard) -> tuple[Source, Source | None]:
+    """(test images, training images or None) of the data a run (or a --checkpoint export's
+    settings) names, as `card`'s network takes them: a lossy file is measured on the first and
+    calibrated on the second."""
     if run is not None:
         store = Store.open(run)
         config = store.meta("config") or {}
@@ -222,8 +228,14 @@ def _run_data(run: Path | None, cfg: SweepConfig | None) -> Dataset:
         name, root, train = config.get("data"), config.get("data_root"), config.get("train_data")
     else:
         name, root, train = cfg.data, cfg.data_root, cfg.train_data
+    if is_image_folder(name):
+        size = card.input_size or card.info.input_size
+        splits = {k: FolderSource(path, size, card.mean, card.std) for k, path in folder_splits(name).items()}
+        return splits["test"], splits.get("train")
     data = load_dataset(name, root)
-    return with_training_set(data, load_dataset(train, root), train) if train else data
+    data = with_training_set(data, load_dataset(train, root), train) if train else data
+    training = TensorSource(data.train, card.mean, card.std, "the training split")
+    return TensorSource(data.test, card.mean, card.std, name), training if len(data.train) else None
 
 
 def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int | None,
