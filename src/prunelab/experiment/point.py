@@ -11,7 +11,6 @@ from pathlib import Path
 from torch import nn
 
 from ..io.formats import FORMATS, get_format
-from ..io.formats.structured import structured_bytes
 from ..measure import count, dense_bytes, latency, macs, sparse_bytes, weight_density
 from ..pruning import Pruned
 from ..quant import quantize_model
@@ -110,17 +109,17 @@ def measure(pruned: Pruned, method: MethodSpec, level: float, seed: int, wb: Wor
 def _file_bytes(model: nn.Module, method: MethodSpec, level: float, seed: int, wb: Workbench,
                 folder: RunFolder, file_format: str) -> int | None:
     """Bytes of the point's exported file, measured where that is cheapest: a kept model's file
-    is written anyway; a structured file's bytes are known without writing it; a one-shot mask
-    point's compressed file is written (to a temporary folder) only if the sweep asks."""
+    is written anyway; a format may know its bytes without writing (the structured one does); a
+    one-shot mask point's compressed file is written (to a temporary folder) only if the sweep asks."""
     if method.keeps_model:
         return keep(model, file_format, folder.point_file(method, level, seed, file_format), wb.card,
                     wb.input_shape)
-    if file_format == "structured":
-        return structured_bytes(model, wb.card)
-    if not wb.cfg.file_size:
-        return None
+    fmt = FORMATS.get(file_format)
+    known = fmt.size_of(model, wb.card)
+    if known is not None or not wb.cfg.file_size:
+        return known
     with tempfile.TemporaryDirectory() as tmp:
-        return FORMATS.get(file_format).write(Path(tmp) / "point", model, wb.card, wb.input_shape)
+        return fmt.write(Path(tmp) / "point", model, wb.card, wb.input_shape)
 
 
 def file_format_of(pruned: Pruned) -> str:

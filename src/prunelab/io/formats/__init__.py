@@ -63,6 +63,10 @@ class Format(ABC):
     def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
         """The model a file holds (eval mode) and its card."""
 
+    def size_of(self, model: nn.Module, card: ModelCard) -> int | None:
+        """The bytes `write` would take, where they are known without writing the file, else None."""
+        return None
+
     def bound(self, quant, channels: bool) -> Format:
         """This format for a model quantized by `quant` (a QuantSpec, or None) and pruned by
         channels or not: formats of float weights take the decoded model as it is."""

@@ -69,6 +69,9 @@ class Structured(Format):
     def write(self, path: Path, model: nn.Module, card: ModelCard, input_shape: tuple[int, ...]) -> int:
         return save_structured(path, model, card)
 
+    def size_of(self, model: nn.Module, card: ModelCard) -> int:
+        return structured_bytes(model, card)
+
     def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
         return load_structured(path)
 
