@@ -265,3 +265,20 @@ def test_report_states_the_retraining_recipe(digits_checkpoint, tmp_path):
     assert "distillation from the dense network, weight 0.25, T 4.0" in md
     assert "- training images: `digits` (sha256 " in md
     assert "retraining" not in (write_report(tmp_path / "plain").folder / "report.md").read_text()
+
+
+def test_retraining_resizes_progressively_and_the_sizes_are_part_of_the_recipe(digits_checkpoint, tmp_path):
+    """--train-sizes 4:0.5: the first half of a point's retraining epochs on 4x4 images, the rest
+    at the digits' 8x8; a run of those points resumes only with the same sizes."""
+    resized = dataclasses.replace(FAST, epochs=2, sizes=((4, 0.5),))
+    cfg = dataclasses.replace(config(digits_checkpoint, ("global+gradual",)), levels=(0.8,), recovery=resized)
+    sweep = Sweep(cfg, tmp_path / "run")
+    sizes = []
+    sweep.on_train_epoch = lambda method, level, seed, record: sizes.append(record["size"])
+    point = next(p for p in sweep.run() if p.method == "global+gradual")
+    sweep.store.close()
+    assert sizes == [4, 8]
+    assert point.prunable_params - point.nonzero_params == round(0.8 * point.prunable_params)
+    with pytest.raises(PrunelabError, match="another recipe"):
+        Sweep(dataclasses.replace(cfg, recovery=dataclasses.replace(resized, sizes=())), tmp_path / "run")
+    Sweep(cfg, tmp_path / "run").store.close()  # the same sizes resume it

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..config import setting
 from ..training import TrainConfig, check_config
+from ..training.plan import parse_sizes
 
 
 def _modes() -> list[str]:
@@ -40,6 +41,10 @@ class RecoveryConfig:
     compile: bool = setting(False, "Recovery: torch.compile the network being retrained (1.2x the "
                             "images/s on a 2-core CPU; the first step compiles, up to a minute; "
                             "quantized tables are tuned eagerly).")
+    sizes: tuple[tuple[int, float], ...] = setting(
+        (), "Recovery: progressive resizing of every retraining run, SIZE:FRACTION pairs as 'train "
+        "--sizes' takes them (16:0.3,24:0.3: the first 30% of its epochs at 16x16, the next 30% at "
+        "24x24, the rest at full size).", flag="--train-sizes", parse=parse_sizes, shown="none")
     bn_batches: int = setting(50, "Recovery 'bn': batches of training images to re-estimate on.")
     bn_augment: bool = setting(True, "Recovery 'bn': augment those images as training does (random crop "
                                "and flip); off re-estimates on them as they are (prunelab before 0.2).")
@@ -65,9 +70,9 @@ class RecoveryConfig:
 BN_SETTINGS = ("bn_batches", "bn_augment", "batch_size")
 """The settings batch-norm re-estimation reads."""
 TRAINING_SETTINGS = ("epochs", "retrain", "lr", "rewind_epoch", "batch_size", "momentum", "weight_decay",
-                     "augment", "amp", "compile", "distill", "temperature")
+                     "augment", "amp", "compile", "sizes", "distill", "temperature")
 """The settings every retraining reads (a recovery adds its own, as 'gradual' its schedule's)."""
-QUIET = {"amp": True, "compile": False}
+QUIET = {"amp": True, "compile": False, "sizes": ()}
 """Settings added after run folders existed, with the value they had before (how fast a network
 trains, not what it learns, save for rounding)."""
 
@@ -76,10 +81,16 @@ def settings(rc: RecoveryConfig, names: tuple[str, ...]) -> dict:
     """The values of `names` in `rc` (what a recipe records); those of `QUIET` only where they differ
     from their value there, and distillation's only when it is on, so that a run folder from before
     they existed reads the same."""
-    out = {n: getattr(rc, n) for n in names if n not in QUIET or getattr(rc, n) != QUIET[n]}
+    out = {n: _plain(getattr(rc, n)) for n in names
+           if n not in QUIET or _plain(getattr(rc, n)) != _plain(QUIET[n])}
     if out.get("distill") == 0:
         out.pop("distill"), out.pop("temperature", None)
     return out
+
+
+def _plain(value):
+    """A setting as its stored recipe reads back (JSON: tuples are lists)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 SHARED = tuple(f.name for f in dataclasses.fields(RecoveryConfig)
