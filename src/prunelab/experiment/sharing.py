@@ -39,7 +39,10 @@ def serve(test: Source, batch_size: int, device: torch.device) -> None:
         # weights_only=False: the bytes are a network this run's first process pickled a moment
         # ago, over the process group, never a file
         model = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
-        _score_my_slice(model, test, batch_size, device)
+        try:
+            _score_my_slice(model, test, batch_size, device)
+        except PrunelabError:  # the first process reports it, and says what comes next
+            continue
 
 
 def stop_serving() -> None:

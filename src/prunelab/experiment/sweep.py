@@ -144,15 +144,17 @@ class Sweep:
         `should_stop` is asked before each point: True ends the loop there (what is left stays
         missing, and the same sweep run again computes it)."""
         wb = self.workbench
-        if wb.shares_images and not distributed.is_main():
-            serve(wb.test, self.cfg.batch_size, wb.device)  # score slices until the first process is done
-        else:
-            try:
-                self._compute(on_point, should_stop)
-            finally:
-                if wb.shares_images:
-                    stop_serving()
-        distributed.barrier()  # under torchrun: every process's points are stored
+        try:
+            if wb.shares_images and not distributed.is_main():
+                serve(wb.test, self.cfg.batch_size, wb.device)  # until the first process is done
+            else:
+                try:
+                    self._compute(on_point, should_stop)
+                finally:
+                    if wb.shares_images:
+                        stop_serving()
+        finally:  # under torchrun: every process's points are stored, and none waits for one that failed
+            distributed.barrier()
         return self.store.points()
 
     def _compute(self, on_point, should_stop) -> None:
