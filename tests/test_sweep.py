@@ -139,3 +139,20 @@ def test_a_sweep_told_to_stop_stores_what_it_did_and_the_same_sweep_finishes(dig
     again = Sweep(cfg, tmp_path / "run")
     assert len(again.todo) == len(LEVELS) - 1
     assert rows(again.run()) == rows(Sweep(cfg, tmp_path / "whole").run())
+
+
+def test_a_sweep_over_its_time_budget_is_refused_before_any_point(digits_checkpoint, tmp_path, monkeypatch,
+                                                                   capsys):
+    from cli_helpers import assert_user_error, run
+
+    args = ("sweep", digits_checkpoint, "--methods", "global,global+ft", "--levels", "0.5,0.8", "--epochs", 2,
+            "--device", "cpu", "--no-report", "--out", tmp_path / "run")
+    code, _, err = run(monkeypatch, capsys, *args, "--time-budget", "0.001s")
+    assert_user_error(code, err, "5 points still to compute are estimated at", "retraining steps",
+                      "--time-budget of 0 s")
+    store = Store.open(tmp_path / "run")
+    assert store.points() == []
+    store.close()
+    code, out, err = run(monkeypatch, capsys, *args, "--time-budget", "1h")
+    assert code == 0, err
+    assert "time budget 1.00 h: 5 points estimated at" in out

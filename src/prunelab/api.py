@@ -21,6 +21,7 @@ from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
 from .experiment.config import SweepConfig, check_profile, reads_of, validate
 from .experiment.destination import check_destination
+from .experiment.estimate import Estimate
 from .experiment.lock import run_lock
 from .experiment.point import file_format_of, keep, make_point
 from .experiment.rebuild import point_model
@@ -119,9 +120,10 @@ def answers(points: list[Point], methods: tuple[str, ...], budget: float) -> dic
 
 
 def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_epoch=None,
-          on_start: Callable[[int, int], None] | None = None, on_layer=None
+          on_start: Callable[[int, int, Estimate | None], None] | None = None, on_layer=None
           ) -> tuple[list[Point], dict[str, Answer]]:
-    """Run (or resume) a sweep; `on_start(total, done)` is told the size of this process's share,
+    """Run (or resume) a sweep; `on_start(total, done, estimate)` is told the size of this process's
+    share and, under a --time-budget, what its points are estimated to take;
     `on_layer(layer, index, layers)` where a slow pruner (second-order) is."""
     check_budget(budget)  # before hours of points, not after
     check_destination(out, reads_of(cfg), kind="run")
@@ -130,7 +132,7 @@ def sweep(cfg: SweepConfig, out: Path, budget: float, on_point=None, on_train_ep
         try:
             if on_start is not None:
                 total = len(run.mine())
-                on_start(total, total - len(run.todo))
+                on_start(total, total - len(run.todo), run.estimate)
             run.on_train_epoch = on_train_epoch
             run.workbench.on_layer = on_layer
             points = run.run(on_point)

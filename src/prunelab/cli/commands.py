@@ -252,7 +252,10 @@ def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
 
     shown: dict = {}  # the bar and the board, made once the sweep is set up (its folder writable)
 
-    def on_start(total, done):
+    def on_start(total, done, estimate=None):
+        if estimate is not None and not quiet and distributed.is_main():
+            tqdm.write(f"time budget {cfg.time_budget / 3600:.2f} h: {estimate.points} points estimated at "
+                       f"{estimate}")
         shown["bar"] = bar(total, "sweep", "point", initial=done, quiet=quiet)
         shown["board"] = TensorBoard(out, enabled=distributed.is_main())
 

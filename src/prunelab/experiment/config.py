@@ -12,6 +12,7 @@ from ..measure import RUNTIMES, check_runtime, check_threads
 from ..pruning.masks import check_sparsity
 from ..quant import QUANTIZERS, QuantSpec, check_bits
 from ..recovery import RecoveryConfig, train_config
+from ..training.plan import parse_duration
 from .spec import CLASSIC_LEVELS, MethodSpec, parse_levels
 
 SHARES = ("points", "images")  # what the processes of a torchrun split: the points, or each one's images
@@ -67,6 +68,9 @@ class SweepConfig:
     obs_block: int = setting(128, "Second-order methods: input columns updated at a time.")
     batch_size: int = setting(500, "Evaluation batch size.")
     device: str = setting("auto", "auto, cpu or cuda.")
+    time_budget: float | None = setting(None, "Refuse, before any point, a sweep estimated to take longer "
+                                        "(8h, 90m, 3600s): its retraining steps and evaluations, timed "
+                                        "here first.", parse=parse_duration, shown="none")
     share: str = setting("points", "Under torchrun: 'points' spreads the points over the processes; "
                          "'images' computes every point in the first process and splits each "
                          "evaluation's test images over all of them (few points, a large test set).",

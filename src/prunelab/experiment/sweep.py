@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import distributed
 from ..errors import PrunelabError
 from .config import SweepConfig, check_profile, validate
+from .estimate import check_time_budget
 from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
 from .runfolder import RunFolder, write_text
@@ -100,6 +101,9 @@ class Sweep:
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
         done = self.store.keys()
         self.todo = [p for p in self.mine() if p.key not in done]
+        # Measured now when a budget is given: one that cannot be met is refused before any point.
+        budget = cfg.time_budget
+        self.estimate = check_time_budget(self.workbench, self.todo, budget) if budget else None
 
     def _open_store(self) -> Store:
         wb, out = self.workbench, self.folder.root
