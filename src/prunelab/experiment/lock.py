@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +23,35 @@ def run_lock(folder: str | os.PathLike, option: str | None = "--out") -> Iterato
     torchrun the processes of one job share the folder: the first one holds the lock for all.
     `option` named the folder (None: an argument the user cannot point elsewhere), for the lines."""
     folder = Path(folder)
+    created = not folder.exists()
     elsewhere = f"pass another {option}" if option else "use a writable copy of the run"
-    with _flock(folder / LOCK_FILE, wait=False, elsewhere=elsewhere) as holder:
-        if holder is not None:
-            raise PrunelabError(f"run folder {folder} is in use by another prunelab process (pid {holder}); "
-                                f"wait for it to finish{f', or pass another {option}' if option else ''}")
-        yield
+    try:
+        with _flock(folder / LOCK_FILE, wait=False, elsewhere=elsewhere) as holder:
+            if holder is not None:
+                raise PrunelabError(f"run folder {folder} is in use by another prunelab process (pid "
+                                    f"{holder}); wait for it to finish"
+                                    f"{f', or pass another {option}' if option else ''}")
+            yield
+    except PrunelabError:
+        if created and distributed.is_main() and _nothing_stored(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # a refusal leaves no folder it made behind
+        raise
+
+
+def _nothing_stored(folder: Path) -> bool:
+    """The run folder holds no stored point (none of its files is anything a user would miss)."""
+    from .store import STORE_FILE, Store
+
+    if not (folder / STORE_FILE).exists():
+        return True
+    try:
+        store = Store.open(folder)
+    except PrunelabError:
+        return False
+    try:
+        return not store.keys()
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
