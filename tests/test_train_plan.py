@@ -2,6 +2,9 @@
 measured step times, and a state saved part-way through an epoch that resumes exactly."""
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,8 @@ from prunelab.errors import PrunelabError
 from prunelab.training import TrainConfig, fit
 from prunelab.training.budget import plan
 from prunelab.training.plan import epochs_within, parse_duration, parse_sizes, size_at
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("text,seconds", [("8h", 28800), ("90m", 5400), ("45min", 2700), ("3600s", 3600),
@@ -82,6 +87,11 @@ def test_a_state_saved_part_way_through_an_epoch_resumes_to_the_uninterrupted_re
             on_step=stop_mid_epoch)
     saved = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
     assert saved["epoch"] == 1 and saved["partial"]["step"] == 1  # step 2 of epoch 2 never finished
+    script = ROOT / "bench" / "cpu" / "progress.py"
+    shown = subprocess.run([sys.executable, str(script), str(tmp_path / "b")], capture_output=True, text=True,
+                           check=True).stdout
+    assert "| epoch (of 3) |" in shown and "| 1 | 6 |" in shown and "| 2 |" not in shown
+    assert "through epoch 1 and 1 steps of the next" in shown
     resumed, _ = model_and_masks()
     history = fit(resumed, data, (0.5,), (0.5,), cfg, CPU, masks=masks, state_dir=tmp_path / "b")
     assert [r["train_loss"] for r in history.epochs] == [r["train_loss"] for r in reference.epochs]
