@@ -108,3 +108,25 @@ def test_a_method_that_reads_calibration_images_refuses_a_context_without_them(n
     with pytest.raises(PrunelabError, match="calibration images") as exc:
         pruner.prune(model, pruner.fixed_level or 0.5, ctx)
     assert "\n" not in str(exc.value)
+
+
+class Depthwise(torch.nn.Module):
+    """A network with a depthwise convolution (as MobileNets have)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.depthwise = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(self.depthwise(self.stem(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if PRUNERS.get(n).needs_calibration and n != "blocks"])
+def test_a_method_that_reads_layer_inputs_refuses_a_depthwise_conv_before_any_work(name):
+    model, pruner = Depthwise().eval(), PRUNERS.get(name)
+    ctx = PruneContext(card_for_module(model, SHAPE), torch.zeros(1, *SHAPE), calibration=lambda: 1 / 0)
+    with pytest.raises(PrunelabError, match="layer 'depthwise.weight' is a Conv2d with groups=8") as exc:
+        pruner.check_model(model, ctx)  # never reaches for calibration images: refused first
+    assert "\n" not in str(exc.value)

@@ -29,6 +29,20 @@ def from_columns(matrix: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return matrix.reshape(shape)
 
 
+def check_reads_inputs(model: nn.Module, weights, method: str) -> None:
+    """Refuse, in one line and before any work, a network where `method`, which reads the inputs of
+    the layers owning `weights` as rows (`patches`), meets a layer it cannot: a grouped or
+    depthwise convolution, or a layer that is neither a conv nor a linear one."""
+    for name in weights:
+        layer = model.get_submodule(name.removesuffix(".weight"))
+        if isinstance(layer, nn.Linear) or (isinstance(layer, nn.Conv2d) and layer.groups == 1):
+            continue
+        kind = f"{type(layer).__name__} with groups={getattr(layer, 'groups', '?')}"
+        raise PrunelabError(f"method '{method}' reads each layer's inputs, and layer '{name}' is a {kind}: "
+                            f"it handles linear layers and convolutions with groups=1; use a magnitude "
+                            f"method (global, lamp) or a channel method for this network")
+
+
 def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The rows a layer multiplies by its weight matrix: (positions, d), columns as in `as_columns`."""
     if isinstance(module, nn.Linear):

@@ -8,6 +8,7 @@ from torch import nn
 
 from ...errors import PrunelabError
 from ..base import PRUNERS, ChannelAllocation, PruneContext, Pruned
+from ..obs import check_reads_inputs
 from .channels import CHANNELS_GLOBAL, CHANNELS_LAYERWISE, ChannelPruner
 from .channels_group import GROUP_L1
 
@@ -17,6 +18,10 @@ class Reconstructed(ChannelPruner):
 
     updates_weights = True
     needs_calibration = True
+
+    def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        super().check_model(model, ctx)
+        check_reads_inputs(model, ctx.prunable(model), self.name)
 
     def prune(self, model: nn.Module, level: float, ctx: PruneContext) -> Pruned:
         from ..reconstruction import reconstruct

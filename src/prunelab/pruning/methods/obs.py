@@ -21,7 +21,15 @@ from torch import nn
 from ...errors import PrunelabError
 from ...models.residual import ResidualBlock, residual_blocks
 from ..base import PRUNERS, PruneContext, Pruned, Pruner
-from ..obs import as_columns, corrected, exact_obs, from_columns, inverse_factor, sparsegpt
+from ..obs import (
+    as_columns,
+    check_reads_inputs,
+    corrected,
+    exact_obs,
+    from_columns,
+    inverse_factor,
+    sparsegpt,
+)
 
 
 class OBS(Pruner):
@@ -71,6 +79,7 @@ class OBS(Pruner):
         return Pruned(model, masks)
 
     def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        check_reads_inputs(model, self.weights(model, ctx), self.name)
         if self.residual:
             self._closing_convs(model)
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ...errors import PrunelabError
 from ..base import PRUNERS, PruneContext, ScoredPruner
-from ..obs import as_columns, from_columns
+from ..obs import as_columns, check_reads_inputs, from_columns
 from .global_ import GLOBAL
 from .l1 import L1
 from .layerwise import LAYERWISE
@@ -25,6 +25,9 @@ class InputScaled(ScoredPruner):
     """A scored pruner whose criterion reads every weight times the RMS of its input column."""
 
     needs_calibration = True
+
+    def check_model(self, model: nn.Module, ctx: PruneContext) -> None:
+        check_reads_inputs(model, ctx.prunable(model), self.name)
 
     def weights(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
         weights = super().weights(model, ctx)
