@@ -60,7 +60,8 @@ def estimate(wb: Workbench, points: list) -> Estimate:
                 teacher = DISTILL_SHARE if recipe.distill > 0 else 0.0
                 training += per_epoch * measured[key] * (1 + teacher)
                 steps += per_epoch
-    return Estimate(len(points), steps, training, len(points) * _evaluation_seconds(wb))
+    evaluations = len(points) * _evaluation_seconds(wb) if points else 0.0
+    return Estimate(len(points), steps, training, evaluations)
 
 
 def check_time_budget(wb: Workbench, points: list, budget_s: float) -> Estimate:
