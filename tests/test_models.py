@@ -177,3 +177,21 @@ def test_models_lists_every_registered_model_and_the_families_by_pattern(monkeyp
     names = [line.split()[0] for line in out.splitlines()]
     assert {"resnet50", "smallcnn", "torchvision.<name>", "timm.<name>"} <= set(names)
     assert all("<" not in n for n in model_names(include_torchvision=False))
+
+
+def test_models_lists_the_trained_networks_shipped_in_the_zoo(monkeypatch, capsys, tmp_path,
+                                                               digits_checkpoint):
+    import shutil
+
+    from cli_helpers import run
+
+    shutil.copytree(digits_checkpoint, tmp_path / "zoo" / "smallcnn-digits")
+    (tmp_path / "zoo" / "broken").mkdir()
+    (tmp_path / "zoo" / "broken" / "model.json").write_text("{not json")
+    monkeypatch.setattr("prunelab.cli.commands.ZOO", tmp_path / "zoo")
+    code, out, err = run(monkeypatch, capsys, "models")
+    assert code == 0, err
+    assert f"trained networks shipped in {tmp_path / 'zoo'}" in out
+    line = next(x for x in out.splitlines() if "smallcnn-digits" in x)
+    assert "smallcnn," in line and "% test top-1 on digits" in line
+    assert "broken" in out and "cannot be read" in out

@@ -58,6 +58,29 @@ def models(with_tv: bool):
         say(f"{name:28s} classifier={info.classifier:14s} {info.description}")
     say(f"{'torchvision.<name>':28s} any torchvision classifier (--torchvision lists them)")
     say(f"{'timm.<name>':28s} any timm classifier (pip install 'prunelab[timm]')")
+    trained = _zoo(ZOO)
+    if trained:
+        say(f"trained networks shipped in {ZOO} (sweep one by its path):")
+        for line in trained:
+            say(f"  {line}")
+
+
+ZOO = Path(__file__).resolve().parents[3] / "zoo"  # the project's trained networks, in a checkout
+
+
+def _zoo(root: Path) -> list[str]:
+    """One line per checkpoint folder under `root`: its model and its recorded test top-1."""
+    import json
+
+    lines = []
+    for card_file in sorted(root.glob("*/model.json")) if root.is_dir() else []:
+        try:
+            card = json.loads(card_file.read_text())
+            top1, data = float(card["top1"]), Path(str(card.get("data", "?"))).name
+            lines.append(f"{card_file.parent.name:26s} {card['model']}, {top1:.2f}% test top-1 on {data}")
+        except (OSError, ValueError, KeyError, TypeError):
+            lines.append(f"{card_file.parent.name:26s} (its model.json cannot be read)")
+    return lines
 
 
 @cli.command()
