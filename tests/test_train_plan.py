@@ -87,6 +87,7 @@ def test_a_state_saved_part_way_through_an_epoch_resumes_to_the_uninterrupted_re
             on_step=stop_mid_epoch)
     saved = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
     assert saved["epoch"] == 1 and saved["partial"]["step"] == 1  # step 2 of epoch 2 never finished
+    assert saved["history"][-1]["seconds"] > 0  # the clock is in the record the state saves
     script = ROOT / "bench" / "cpu" / "progress.py"
     shown = subprocess.run([sys.executable, str(script), str(tmp_path / "b")], capture_output=True, text=True,
                            check=True).stdout

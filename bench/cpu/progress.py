@@ -27,9 +27,10 @@ def main() -> int:
     print(f"| epoch (of {epochs}) | image size | train top-1 (augmented) | test top-1 (full size) "
           f"| hours (wall) |")
     print("|---:|---:|---:|---:|---:|")
-    for e in state["history"]:
-        print(f"| {e['epoch']} | {e['size']} | {e['train_top1']:.2f}% | {e['test_top1']:.2f}% | "
-              f"{e['seconds'] / 3600:.2f} |")
+    for e in state["history"]:  # states saved before the clock entered the last record lack its hours
+        hours = f"{e['seconds'] / 3600:.2f}" if "seconds" in e else "–"
+        test = f"{e['test_top1']:.2f}%" if "test_top1" in e else "–"
+        print(f"| {e['epoch']} | {e['size']} | {e['train_top1']:.2f}% | {test} | {hours} |")
     clock = state.get("clock", {})
     print(f"\nclock: {clock.get('seconds', 0) / 3600:.2f} h wall, {clock.get('cpu_seconds', 0) / 3600:.2f} h "
           f"of CPU time (both cores), through epoch {state['epoch']}"

@@ -250,9 +250,9 @@ def fit(model: nn.Module, data: Dataset, mean, std, cfg: TrainConfig, device: to
         if evaluate_every and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == cfg.epochs):
             ev = evaluate(model, x_test, y_test)
             record.update(test_top1=ev.top1, test_loss=ev.loss)
+        record.update(run.tick())  # in the record the state saves, not only in the one reported
         run.history.epochs.append(record)
         run.save(cfg, epoch + 1)
-        record.update(run.clock)
         if on_epoch is not None:
             on_epoch(record)
     return run.history
