@@ -77,3 +77,15 @@ def test_an_unknown_share_is_one_line():
     with pytest.raises(PrunelabError, match="--share must be one of points, images"):
         validate(SweepConfig(checkpoint="x", methods=("global",), share="layers"))
 
+
+
+@pytest.mark.parametrize("kind", ["tensors", "dataset"])
+def test_every_source_draws_the_same_images_for_a_seed_as_the_batches_hold_them(kind):
+    """draws (the batches batch norms are re-estimated on): min(n, all) images in the order the
+    seed draws, each as the source's batches give it."""
+    source = sources()[kind]
+    whole, _ = source.tensors(CPU)
+    order = torch.randperm(len(source), generator=torch.Generator().manual_seed(7))[:20]
+    drawn = torch.cat(list(source.draws(20, 7, 8, CPU)))
+    assert torch.equal(drawn, whole[order])
+    assert len(torch.cat(list(source.draws(100, 7, 8, CPU)))) == len(source)

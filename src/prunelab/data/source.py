@@ -108,6 +108,10 @@ class TensorSource(Source):
         m, s = normalization(self.mean, self.std, self.images.x.shape[1], device)
         return standardize(calibration_images(self.images, n, seed).to(device), m, s)
 
+    def _image(self, index: int) -> torch.Tensor:
+        m, s = normalization(self.mean, self.std, self.images.x.shape[1], torch.device("cpu"))
+        return standardize(self.images.x[index:index + 1], m, s)[0]
+
     def part(self, start: int, stop: int) -> TensorSource:
         images = ImageSet(self.images.x[start:stop], self.images.y[start:stop])
         return TensorSource(images, self.mean, self.std, f"{self.name} [{start}:{stop}]", self.classes)
