@@ -1,6 +1,7 @@
 """One evaluation split over processes (`--share images`): each source cuts out any slice of its
 images, each process's slice is consecutive, and the slices' evaluations join into exactly the
-evaluation of the whole set. (Two real processes: tests/test_distributed.py, -m slow.)"""
+evaluation of the whole set; and each source draws a seed's images as its batches hold them. (Two
+real processes: tests/test_distributed.py, -m slow.)"""
 
 import pytest
 import torch
