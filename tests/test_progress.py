@@ -43,3 +43,20 @@ def test_each_retraining_epoch_gets_a_line_in_a_log():
     lines = log.getvalue().splitlines()
     assert [sum(f"epoch={e}" in line for line in lines) for e in (1, 2, 3)] == [1, 1, 1], lines
     progress.close()
+
+
+def test_a_resumed_bar_keeps_its_lines_coming(monkeypatch):
+    """A training resumed at step 8,216 logs its steps as before, not once per 8,216 more (tqdm
+    sizes its lines by the last jump) and not at a rate of thousands of steps a second."""
+    import prunelab.cli.out as out
+
+    monkeypatch.setattr(out, "PLAIN_EVERY_S", 0.0)
+    log = io.StringIO()
+    progress = bar(10_000, "train", "step", stream=log)
+    out.start_at(progress, 8216)
+    for _ in range(5):
+        progress.update(1)
+    lines = log.getvalue().splitlines()
+    assert any("8221/10000" in line for line in lines), lines
+    assert sum("/10000" in line for line in lines[1:]) >= 5, lines
+    progress.close()

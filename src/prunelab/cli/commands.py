@@ -20,7 +20,7 @@ from ..recovery import RecoveryConfig
 from ..training import TrainConfig
 from ..training.recipe import check_from_scratch
 from .options import options, values
-from .out import bar, echo_answers, say, show_now, write_report
+from .out import bar, echo_answers, say, show_now, start_at, write_report
 from .tensorboard import TensorBoard
 
 DATA = ("data", "data_root", "download")
@@ -211,7 +211,7 @@ def run_train(model_name: str, data: SweepConfig, out: Path, cfg: TrainConfig, d
 
     def on_step(epoch, i, loss):
         if progress.n == 0:  # a resumed run's bar starts where it stopped, its rate from here on
-            progress.initial = progress.n = epoch * per_epoch + i
+            start_at(progress, epoch * per_epoch + i)
         progress.update(1)
         if i % 25 == 0:  # reading the loss waits for the device: not every step
             tested = {"test": f"{last['test_top1']:.1f}%"} if "test_top1" in last else {}

@@ -33,6 +33,13 @@ def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False,
                      disable=disable, ascii=True, ncols=160, mininterval=PLAIN_EVERY_S, maxinterval=1e9)
 
 
+def start_at(progress: tqdm, n: int) -> None:
+    """A resumed job's bar starts at its step `n`: its count, its rate and its next line from here
+    on. (Updating by `n` at once instead would make tqdm wait for another `n` steps per line.)"""
+    progress.initial = progress.n = progress.last_print_n = n
+    progress.last_print_t = progress.start_t = progress._time()
+
+
 def show_now(progress: tqdm, **details) -> None:
     """Put `details` on the bar at once: for events minutes apart (a retraining epoch), each of
     which then gets its own line in a log."""
