@@ -94,7 +94,8 @@ def test_the_library_never_prints_reads_argv_or_uses_click():
             if isinstance(node, ast.Attribute) and node.attr == "argv":
                 found.append(f"{path.relative_to(SRC)}:{node.lineno} argv")
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                         else [a.name for a in node.names])
                 if any(name.split(".")[0] in ("click", "argparse") for name in names):
                     found.append(f"{path.relative_to(SRC)}:{node.lineno} imports {names}")
     assert not found, "\n".join(found)

@@ -46,7 +46,7 @@ def _expanded(lines: list[str]) -> list[str]:
     values, out = {}, []
     for line in lines:
         for name, value in values.items():
-            line = re.sub(r"\$\{?%s\b\}?" % name, lambda _: value, line)
+            line = re.sub(rf"\$\{{?{name}\b\}}?", lambda _, value=value: value, line)
         assignment = re.fullmatch(r'([A-Za-z_]\w*)=(?:"([^"]*)"|(\S+))', line.split("  #")[0].strip())
         if assignment:
             values[assignment[1]] = assignment[2] if assignment[2] is not None else assignment[3]

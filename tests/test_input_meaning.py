@@ -16,12 +16,14 @@ from prunelab.io.checkpoint import INDEX_FILE, load_checkpoint, save_checkpoint
 
 def sweep(monkeypatch, capsys, tmp_path, checkpoint, *args):
     """`prunelab sweep` into a fresh folder; (code, err), and whether a store was left."""
-    code, _, err = run(monkeypatch, capsys, "sweep", checkpoint, *args, "--out", tmp_path / "run", "--no-report")
+    code, _, err = run(monkeypatch, capsys, "sweep", checkpoint, *args, "--out", tmp_path / "run",
+                       "--no-report")
     return code, err, (tmp_path / "run" / "results.sqlite").exists()
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int32])
-def test_integer_weights_are_refused_not_cast_to_float(monkeypatch, capsys, tmp_path, digits_checkpoint, dtype):
+def test_integer_weights_are_refused_not_cast_to_float(monkeypatch, capsys, tmp_path, digits_checkpoint,
+                                                       dtype):
     bad = shutil.copytree(digits_checkpoint, tmp_path / "ck")
     state = {k: v.round().to(dtype) if v.is_floating_point() else v
              for k, v in load_file(bad / "model.safetensors").items()}
@@ -58,7 +60,8 @@ def no_training_images(tmp_path_factory, digits):
 
 @pytest.mark.parametrize("method", ["global+bn", "global+ft", "obs", "global@kmeans4+bn"])
 def test_methods_that_read_training_images_refuse_a_split_with_none(monkeypatch, capsys, tmp_path,
-                                                                    digits_checkpoint, no_training_images, method):
+                                                                    digits_checkpoint, no_training_images,
+                                                                    method):
     code, err, stored = sweep(monkeypatch, capsys, tmp_path, digits_checkpoint, "--data", no_training_images,
                               "--methods", method, "--levels", "0.5", "--epochs", "1")
     assert_user_error(code, err, "no training images", "--train-data")
@@ -99,7 +102,8 @@ def test_options_that_cannot_take_effect_are_refused_before_any_work(monkeypatch
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -1e-3, 0.0])
-def test_a_latency_table_holds_finite_positive_seconds(monkeypatch, capsys, tmp_path, digits_checkpoint, value):
+def test_a_latency_table_holds_finite_positive_seconds(monkeypatch, capsys, tmp_path, digits_checkpoint,
+                                                       value):
     code, _, err = run(monkeypatch, capsys, "latency-table", digits_checkpoint, "--runtime", "torch", "--out",
                        tmp_path / "t.json")
     assert code == 0, err
@@ -107,8 +111,8 @@ def test_a_latency_table_holds_finite_positive_seconds(monkeypatch, capsys, tmp_
     first = next(iter(table["layers"].values()))
     first["seconds"][0][0] = value
     (tmp_path / "t.json").write_text(json.dumps(table))
-    code, err, stored = sweep(monkeypatch, capsys, tmp_path, digits_checkpoint, "--methods", "channels-latency",
-                              "--levels", "0.5", "--latency-table", tmp_path / "t.json")
+    code, err, stored = sweep(monkeypatch, capsys, tmp_path, digits_checkpoint, "--methods",
+                              "channels-latency", "--levels", "0.5", "--latency-table", tmp_path / "t.json")
     assert_user_error(code, err, "seconds, not a time > 0")
     assert not stored
 
@@ -121,7 +125,8 @@ def test_a_shard_index_without_digests_loads_with_a_warning_naming_the_shards(tm
     (tmp_path / "sh" / INDEX_FILE).write_text(json.dumps(index))
     with pytest.warns(PrunelabWarning, match=r"no sha256 for \d+ of \d+ shards \(model-00001-of-"):
         loaded, _ = load_checkpoint(tmp_path / "sh")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
 
 
 def test_the_cli_shows_that_warning_on_one_line(monkeypatch, capsys, tmp_path, digits_checkpoint):

@@ -89,7 +89,8 @@ def test_a_checkpoint_whose_card_names_its_model_is_not_told_to_pass_model(monke
     assert "--model" not in err
 
 
-def test_a_shard_outside_the_folder_is_called_so_not_missing(monkeypatch, capsys, tmp_path, digits_checkpoint):
+def test_a_shard_outside_the_folder_is_called_so_not_missing(monkeypatch, capsys, tmp_path,
+                                                             digits_checkpoint):
     model, card = load_checkpoint(digits_checkpoint)
     save_checkpoint(tmp_path / "sh", model, card, max_shard_bytes=300_000)
     index = json.loads((tmp_path / "sh" / INDEX_FILE).read_text())
@@ -97,6 +98,7 @@ def test_a_shard_outside_the_folder_is_called_so_not_missing(monkeypatch, capsys
     shutil.copy(tmp_path / "sh" / first, tmp_path / first)  # it even exists there
     index["weight_map"] = {k: f"../{v}" if v == first else v for k, v in index["weight_map"].items()}
     (tmp_path / "sh" / INDEX_FILE).write_text(json.dumps(index))
-    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "sh", "--levels", "0.5", "--out", tmp_path / "run")
+    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "sh", "--levels", "0.5", "--out",
+                       tmp_path / "run")
     assert_user_error(code, err, f"../{first}", "outside the folder")
     assert "missing" not in err

@@ -28,9 +28,9 @@ def test_a_timm_checkpoint_sweeps_over_an_image_folder_resized_to_its_input(tmp_
         folder = tmp_path / "images" / f"k{i % 3}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "r18.pt", "--model", "timm.resnet18", "--data",
-                       tmp_path / "images", "--methods", "global", "--levels", "0.5", "--device", "cpu",
-                       "--out", tmp_path / "run")
+    code, _, err = run(monkeypatch, capsys, "sweep", tmp_path / "r18.pt", "--model", "timm.resnet18",
+                       "--data", tmp_path / "images", "--methods", "global", "--levels", "0.5",
+                       "--device", "cpu", "--out", tmp_path / "run")
     assert code == 0, err
     store = Store.open(tmp_path / "run")
     point = next(p for p in store.points() if p.method == "global")
