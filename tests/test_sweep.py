@@ -153,4 +153,4 @@ def test_a_sweep_over_its_time_budget_is_refused_before_any_point(digits_checkpo
     assert not (tmp_path / "run").exists()  # the refusal leaves no folder behind it
     code, out, err = run(monkeypatch, capsys, *args, "--time-budget", "1h")
     assert code == 0, err
-    assert "time budget 1.00 h: 5 points estimated at" in out
+    assert "time budget 1.00 h: 5 points at --epochs 2, estimated at" in out

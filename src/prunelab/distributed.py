@@ -55,7 +55,10 @@ def my_slice(n: int) -> tuple[int, int]:
 
 
 def broadcast(obj=None):
-    """The first process's `obj`, in every process (pickled: objects of this run, never a file's)."""
+    """The first process's `obj`, in every process (pickled: objects of this run, never a file's);
+    `obj` itself outside a torchrun."""
+    if not dist.is_initialized():
+        return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]

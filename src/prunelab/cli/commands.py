@@ -277,8 +277,10 @@ def run_sweep(cfg: SweepConfig, out: Path, budget: float, quiet: bool = False):
 
     def on_start(total, done, estimate=None):
         if estimate is not None and not quiet and distributed.is_main():
-            tqdm.write(f"time budget {cfg.time_budget / 3600:.2f} h: {estimate.points} points estimated at "
-                       f"{estimate}")
+            sized = " (--fit-epochs)" if cfg.fit_epochs else ""
+            epochs = f" at --epochs {estimate.epochs}{sized}" if estimate.steps else ""
+            tqdm.write(f"time budget {cfg.time_budget / 3600:.2f} h: {estimate.points} points{epochs}, "
+                       f"estimated at {estimate}")
         shown["bar"] = bar(total, "sweep", "point", initial=done, quiet=quiet)
         shown["board"] = TensorBoard(out, enabled=distributed.is_main())
 

@@ -71,6 +71,9 @@ class SweepConfig:
     time_budget: float | None = setting(None, "Refuse, before any point, a sweep estimated to take longer "
                                         "(8h, 90m, 3600s): its retraining steps and evaluations, timed "
                                         "here first.", parse=parse_duration, shown="none")
+    fit_epochs: bool = setting(False, "With --time-budget: retrain for the most epochs (at most --epochs) "
+                               "whose measured cost fits the budget, sized before the first point and "
+                               "kept on every resume of the run.")
     share: str = setting("points", "Under torchrun: 'points' spreads the points over the processes; "
                          "'images' computes every point in the first process and splits each "
                          "evaluation's test images over all of them (few points, a large test set).",
@@ -201,7 +204,20 @@ def validate(cfg: SweepConfig) -> list[MethodSpec]:
         raise PrunelabError(f"--calibration {cfg.calibration} is too few images to fit a network to: the "
                             f"methods that read calibration images take at least {MIN_CALIBRATION}")
     _check_epochs(cfg, methods)
+    _check_fit_epochs(cfg, methods)
     return methods
+
+
+def _check_fit_epochs(cfg: SweepConfig, methods: list[MethodSpec]) -> None:
+    """--fit-epochs sizes retraining to --time-budget: it needs both."""
+    if not cfg.fit_epochs:
+        return
+    if cfg.time_budget is None:
+        raise PrunelabError("--fit-epochs sizes the retraining epochs to a time budget; pass --time-budget "
+                            "(e.g. 8h), with --epochs as the most it may give")
+    if not any(m.recovery.trains for m in methods):
+        raise PrunelabError("--fit-epochs sizes the retraining epochs, and none of --methods retrains; add a "
+                            "retraining method (e.g. global+gradual) or drop --fit-epochs")
 
 
 def _check_epochs(cfg: SweepConfig, methods: list[MethodSpec]) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import distributed
 from ..errors import PrunelabError
 from .config import SweepConfig, check_profile, validate
-from .estimate import check_time_budget
+from .estimate import Costs, Estimate, check_time_budget, estimate, fitted_epochs
 from .fingerprint import fingerprint, recipes, upgrade
 from .point import run_point
 from .runfolder import RunFolder, write_text
@@ -83,11 +83,15 @@ class Sweep:
         self.kind = kind or (SWEEP if cfg.methods else SENSITIVITY)
         self.cfg, self.folder = cfg, RunFolder(out)
         self.workbench = Workbench(cfg, objects=objects)
+        self.costs = Costs(self.workbench)  # measured once, when first asked
         if self.workbench.objects is not None:
             check_without_training(self.methods)
         check_profile(self.methods, self.workbench.profile)
         for pruner in {m.pruner for m in self.methods}:
             pruner.check_model(self.workbench.model, self.workbench.ctx)
+        self.fitted: Estimate | None = None  # with --fit-epochs: what the epochs sized now cost
+        if cfg.fit_epochs:
+            cfg = self._fit_epochs(cfg)
         self.fingerprint = fingerprint(self.workbench)
         _ = self.workbench.dense_macs  # counted once, here: the counter's first use costs most of a second
         if any(m.pruner.needs_calibration for m in self.methods):
@@ -101,9 +105,44 @@ class Sweep:
         self.on_train_epoch: Callable[[str, float, int, dict], None] | None = None
         done = self.store.keys()
         self.todo = [p for p in self.mine() if p.key not in done]
-        # Measured now when a budget is given: one that cannot be met is refused before any point.
-        budget = cfg.time_budget
-        self.estimate = check_time_budget(self.workbench, self.todo, budget) if budget else None
+        # Measured now when a budget is given: one that cannot be met is refused before any point
+        # (epochs fitted to it were sized within it when the run began: a resume goes on).
+        self.estimate = None
+        if cfg.fit_epochs:
+            self.estimate = estimate(self.workbench, self.todo, self.costs)
+        elif cfg.time_budget:
+            self.estimate = check_time_budget(self.workbench, self.todo, cfg.time_budget, self.costs)
+
+    def _fit_epochs(self, cfg: SweepConfig) -> SweepConfig:
+        """`cfg` with its retraining epochs sized to its time budget: measured now for a new run
+        folder, read back from its stored settings on every resume (its points' recipe)."""
+        stored = self._stored_config()
+        if stored is not None:
+            if not stored.get("fit_epochs"):
+                raise PrunelabError(f"run folder {self.folder.root} was swept with --epochs "
+                                    f"{stored['recovery']['epochs']}, not --fit-epochs; resume it with those "
+                                    f"epochs, or size new ones into another --out")
+            epochs = int(stored["recovery"]["epochs"])
+        else:  # each process measures; the first one's epochs are every process's recipe
+            epochs, self.fitted = fitted_epochs(self.workbench, self.mine(), cfg.time_budget, self.costs)
+            epochs = distributed.broadcast(epochs)
+        cfg = replace(cfg, recovery=replace(cfg.recovery, epochs=epochs))
+        self.cfg = self.workbench.cfg = cfg  # before the workbench's retraining bench is built
+        return cfg
+
+    def _stored_config(self) -> dict | None:
+        """The settings the run folder's store was swept with; None for a new folder (or an empty
+        or damaged store: opening it for the sweep says which)."""
+        if not self.folder.store.exists():
+            return None
+        try:
+            store = Store.open(self.folder.root)
+        except PrunelabError:
+            return None
+        try:
+            return store.meta("config")
+        finally:
+            store.close()
 
     def _open_store(self) -> Store:
         wb, out = self.workbench, self.folder.root
