@@ -87,8 +87,8 @@ def test_a_run_swept_with_fixed_epochs_is_not_resized(digits_checkpoint, tmp_pat
 def test_the_command_line_says_the_epochs_it_sized(digits_checkpoint, tmp_path, monkeypatch, capsys, costs):
     from cli_helpers import run
 
-    code, out, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global+ft", "--levels",
-                         "0.5", "--epochs", 3, "--time-budget", "1h", "--fit-epochs", "--device", "cpu",
-                         "--no-report", "--out", tmp_path / "run")
+    code, out, err = run(monkeypatch, capsys, "sweep", digits_checkpoint, "--methods", "global+ft",
+                         "--levels", "0.5", "--epochs", 3, "--time-budget", "1h", "--fit-epochs",
+                         "--device", "cpu", "--no-report", "--out", tmp_path / "run")
     assert code == 0, err
     assert "time budget 1.00 h: 2 points at --epochs 3 (--fit-epochs), estimated at" in out

@@ -14,8 +14,8 @@ import torch
 
 from . import distributed
 from .data import load_dataset, with_training_set
-from .data.folder import FolderSource, folder_splits, is_image_folder
-from .data.source import Source, TensorSource
+from .data.for_network import sources_for
+from .data.source import Source
 from .errors import PrunelabError
 from .experiment import sensitivity as sensitivity_runs
 from .experiment.analysis import Answer, answer, check_budget, split
@@ -29,10 +29,10 @@ from .experiment.runfolder import RunFolder
 from .experiment.spec import MethodSpec
 from .experiment.store import DENSE, SENSITIVITY, SWEEP, Point, Store
 from .experiment.sweep import Sweep
-from .experiment.workbench import Workbench, pick_device
+from .experiment.workbench import Workbench, check_fits, pick_device
 from .io.checkpoint import save_checkpoint
-from .io.formats import Exported, export_model, get_format
-from .measure import evaluate_batches
+from .io.formats import Exported, export_model, get_format, read_network
+from .measure import Evaluation, evaluate_batches
 from .models import ModelCard
 from .pruning import Pruned
 from .pruning.masks import check_sparsity
@@ -210,6 +210,30 @@ def export(run: Path | None, cfg: SweepConfig | None, method: str, level: float,
     return Export(exported, pruned, level, (file_top1, model_top1))
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A network file scored on a dataset's test images: what the file is, and its evaluation."""
+
+    path: Path
+    kind: str  # 'checkpoint', or the export format: 'sparse', 'quantized', 'structured'
+    card: ModelCard
+    evaluation: Evaluation
+    data: str
+
+
+def evaluate(path: Path, data: str, model: str | None = None, data_root: str | None = None,
+             download: bool = False, batch_size: int = 500, device: str = "auto",
+             classes_match: bool = True) -> Scored:
+    """Score the network in `path` (a checkpoint, or a file `export` wrote) on `data`'s test
+    images, as its card says to feed them: an exported network checked outside the sweep."""
+    network, card, kind = read_network(path, model)
+    test, _ = sources_for(card, data, data_root, download=download)
+    check_fits(test, card, data, classes_match)
+    where = pick_device(device)
+    evaluation = evaluate_batches(network.to(where), test.batches(batch_size, where))
+    return Scored(Path(path), kind, card, evaluation, data)
+
+
 def _run_reads(run: Path) -> list[str]:
     """The files a swept run was computed from (its checkpoint, data): an export reads them again."""
     store = Store.open(run)
@@ -230,14 +254,7 @@ def _run_sources(run: Path | None, cfg: SweepConfig | None, card: ModelCard) -> 
         name, root, train = config.get("data"), config.get("data_root"), config.get("train_data")
     else:
         name, root, train = cfg.data, cfg.data_root, cfg.train_data
-    if is_image_folder(name):
-        size = card.input_size or card.info.input_size
-        splits = {k: FolderSource(path, size, card.mean, card.std) for k, path in folder_splits(name).items()}
-        return splits["test"], splits.get("train")
-    data = load_dataset(name, root)
-    data = with_training_set(data, load_dataset(train, root), train) if train else data
-    training = TensorSource(data.train, card.mean, card.std, "the training split")
-    return TensorSource(data.test, card.mean, card.std, name), training if len(data.train) else None
+    return sources_for(card, name, root, train)
 
 
 def _compute(cfg: SweepConfig, method: MethodSpec, level: float, seed: int, input_size: int | None,

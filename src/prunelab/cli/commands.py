@@ -488,6 +488,31 @@ def export_line(done, fmt: str) -> str:
     return line
 
 
+@cli.command()
+@click.argument("file", type=click.Path())
+@options(SweepConfig, only=("data", "model", "data_root", "download", "classes_match", "batch_size",
+                            "device"))
+def evaluate(file, **given):
+    """Score a network on a dataset's test images: a checkpoint, or a file export wrote.
+
+    FILE is a checkpoint (folder, safetensors, .pt/.th) or an exported sparse, quantized or
+    structured file, told apart by its first bytes; the images are fed as its card says (size,
+    normalisation). The exported network, checked outside the sweep that measured it.
+    """
+    cfg = resolve(SweepConfig, checkpoint=file, **values(SweepConfig, given))
+    scored = api.evaluate(Path(file), cfg.data, cfg.model, cfg.data_root, cfg.download, cfg.batch_size,
+                          cfg.device, cfg.classes_match)
+    say(evaluation_line(scored))
+
+
+def evaluation_line(scored) -> str:
+    ev = scored.evaluation
+    low, high = ev.interval()
+    return (f"{scored.path} ({scored.kind}, {scored.card.model}): {ev.correct:,} of {ev.n:,} test images "
+            f"of {scored.data} right, top-1 {ev.top1:.2f}% (95% CI {low:.1f}-{high:.1f}%), "
+            f"loss {ev.loss:.4f}")
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -33,6 +33,16 @@ class Evaluation:
     loss: float
     hits: np.ndarray
 
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        """The 95% (Wilson score) interval of top-1, percent: how far another draw of as many
+        images from the same distribution may read."""
+        if self.n == 0:
+            return 0.0, 100.0
+        p, n = self.correct / self.n, self.n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+        return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
     @staticmethod
     def joined(parts: list[Evaluation]) -> Evaluation:
         """One evaluation of the images of `parts` (consecutive slices of one set, in order)."""

@@ -147,3 +147,37 @@ def export_model(model: nn.Module, card: ModelCard, fmt: Format, out: str | os.P
     except OSError as exc:
         raise PrunelabError(f"cannot write {out}: {exc}") from None
     return Exported(out, fmt.name, size, diff, fmt.floor(model))
+
+
+def read_network(path: str | os.PathLike, model: str | None = None) -> tuple[nn.Module, ModelCard, str]:
+    """(network, card, what the file is) for a file `prunelab export` wrote (sparse, quantized or
+    structured: told by its first bytes or its header) or a checkpoint (`model` names the
+    architecture of a plain state dict)."""
+    from ..checkpoint import load_checkpoint
+    from .quantized import QUANT_MAGIC
+    from .sparse import SPARSE_MAGIC
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        raise PrunelabError(f"{path} is an ONNX file, which records no input normalisation or classes; "
+                            f"score the checkpoint or the sparse/quantized/structured export it came from")
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(16)
+        for magic, name in ((SPARSE_MAGIC, "sparse"), (QUANT_MAGIC, "quantized")):
+            if head == magic:
+                return *FORMATS.get(name).read(path), name
+        if path.suffix == ".safetensors" and _has_spec(path):
+            return *FORMATS.get("structured").read(path), "structured"
+    return *load_checkpoint(path, model), "checkpoint"
+
+
+def _has_spec(path: Path) -> bool:
+    """A safetensors file whose header holds a channel-pruned architecture (`--format structured`)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return "prunelab_spec" in (f.metadata() or {})
+    except (OSError, SafetensorError):
+        return False  # not one: the checkpoint reader says what it is
