@@ -54,6 +54,7 @@ def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
     assert {m for m, *_ in counts["magnitude"]} == {"dense", "global", "lamp", "random"}
     store = Store.open(tmp_path / "r50" / "jpeg")
     assert {p.n_images for p in store.points()} == {80}  # the JPEG file's test split
+    assert {p.seed for p in store.points() if p.method == "random"} == {0, 1, 2}
     store.close()
     again = run_study(tmp_path)  # resumed: every point is stored already
     for stage in STAGES:
@@ -61,4 +62,4 @@ def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
         points = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
         assert points == counts[stage]
         store.close()
-    assert again.count("== ") == 7
+    assert again.count("== ") == 8

@@ -13,7 +13,8 @@
 #   magnitude   global, lamp and random (3 seeds), classifier dense, 0..100% by 5%
 #   oneshot     global+bn and obs-global+bn from 50% to 95%; obs-res-global+bn at 80% and 90%
 #   structured  channels-rec-global and blocks, MACs and onnxruntime latency at batch 1 and 64
-#   jpeg        layerwise, global and lamp on the 10,000 JPEG test images around the answers
+#   jpeg        layerwise, global and lamp on the 10,000 JPEG test images around the answers;
+#               random (3 seeds) at 10-50%
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=${SHARED:-../shared}/data/cifar10
@@ -39,10 +40,13 @@ structured() {
   sweep --methods channels-rec-global,blocks --levels "${LEVELS:-0.2,0.4,0.6}" --latency --runtime onnxruntime \
         --out "$OUT/structured"
 }
-jpeg() {
+jpeg() {  # the levels around the answers; random (3 seeds) where it is still above chance
   echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} --methods layerwise,global,lamp --levels "${LEVELS:-0.2:0.7:0.05}" \
-      --out "$OUT/jpeg"
+  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} \
+      --methods layerwise,global,lamp --levels "${LEVELS:-0.2:0.7:0.05}" --out "$OUT/jpeg"
+  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images: random"
+  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} \
+      --methods random --seeds 0,1,2 --levels "${LEVELS:-0.1:0.5:0.1}" --out "$OUT/jpeg"
 }
 
 for stage in ${STAGES:-classic magnitude oneshot structured jpeg}; do

@@ -1,0 +1,57 @@
+"""bench/cpu/recover_resnet50.sh, issue 41's one command, runs every stage end to end on a small
+network and small files: the retraining sized to its budget, the same epochs for both levels, the
+quantized points, the exported file scored outside the sweep; run again, it computes nothing new."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from test_study_script import cifar_like
+
+from prunelab.experiment.store import Store
+from prunelab.io.checkpoint import save_checkpoint
+from prunelab.models import ModelCard, create_model
+
+pytestmark = pytest.mark.slow  # retraining in subprocesses: about a minute
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_recovery(tmp_path):
+    env = {**os.environ, "CHECKPOINT": str(tmp_path / "ck"), "SHARED": str(tmp_path / "shared"),
+           "OUT": str(tmp_path / "rec"), "BUDGET": "10m", "MOST_EPOCHS": "2", "SWEEP_ARGS": "--bn-batches 2",
+           "OMP_NUM_THREADS": "1",
+           "PRUNELAB_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(["bash", "bench/cpu/recover_resnet50.sh"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_recovery_script_runs_every_stage_and_resumes(tmp_path):
+    data = tmp_path / "shared" / "data" / "cifar10"
+    data.mkdir(parents=True)
+    cifar_like(data / "cifar10_subset.npz", 256, 60, 0)
+    cifar_like(data / "cifar10_full_jpeg_q75.npz", 256, 80, 1)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck", create_model("resnet20").eval(),
+                    ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
+    out = run_recovery(tmp_path)
+    store = Store.open(tmp_path / "rec" / "gradual")
+    points = {(p.method, p.target_sparsity): p.correct for p in store.points()}
+    recipes = store.recipes()
+    store.close()
+    both = ("global+gradual", "global+gradual@kmeans4+bn", "global+gradual@kmeans3+bn")
+    assert set(points) == {("dense", 0.0), *((m, lv) for m in both for lv in (0.95, 0.97)),
+                           ("global+gradual@kmeans4+ft", 0.97)}
+    assert recipes["global+gradual"]["recovery"]["epochs"] == 2  # the most, within a 10-minute budget
+    scored = re.findall(r"\(quantized, resnet20\): (\d+) of (\d+) test images", out)
+    assert [int(n) for _, n in scored] == [60, 80]  # the exact, then the JPEG test split
+    assert int(scored[0][0]) == points[("global+gradual@kmeans4+ft", 0.97)]  # the file is the point
+    again = run_recovery(tmp_path)
+    store = Store.open(tmp_path / "rec" / "gradual")
+    assert {(p.method, p.target_sparsity): p.correct for p in store.points()} == points
+    store.close()
+    assert re.findall(r"\(quantized, resnet20\): (\d+) of (\d+) test images", again) == scored
