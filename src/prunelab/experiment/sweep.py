@@ -119,9 +119,10 @@ class Sweep:
         stored = self._stored_config()
         if stored is not None:
             if not stored.get("fit_epochs"):
-                raise PrunelabError(f"run folder {self.folder.root} was swept with --epochs "
-                                    f"{stored['recovery']['epochs']}, not --fit-epochs; resume it with those "
-                                    f"epochs, or size new ones into another --out")
+                given = (stored.get("recovery") or {}).get("epochs", "as it was")
+                raise PrunelabError(f"run folder {self.folder.root} was swept with --epochs {given}, not "
+                                    f"--fit-epochs; resume it with those epochs, or size new ones into "
+                                    f"another --out")
             epochs = int(stored["recovery"]["epochs"])
         else:  # each process measures; the first one's epochs are every process's recipe
             epochs, self.fitted = fitted_epochs(self.workbench, self.mine(), cfg.time_budget, self.costs)

@@ -162,8 +162,11 @@ def read_network(path: str | os.PathLike, model: str | None = None) -> tuple[nn.
         raise PrunelabError(f"{path} is an ONNX file, which records no input normalisation or classes; "
                             f"score the checkpoint or the sparse/quantized/structured export it came from")
     if path.is_file():
-        with open(path, "rb") as f:
-            head = f.read(16)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise PrunelabError(f"cannot read {path}: {exc.strerror or exc}") from None
         for magic, name in ((SPARSE_MAGIC, "sparse"), (QUANT_MAGIC, "quantized")):
             if head == magic:
                 return *FORMATS.get(name).read(path), name
