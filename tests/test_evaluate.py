@@ -56,6 +56,8 @@ def test_what_cannot_be_scored_is_one_line(monkeypatch, capsys, tmp_path, digits
     (tmp_path / "m.onnx").write_bytes(b"onnx")
     code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "m.onnx")
     assert_user_error(code, err, "m.onnx is an ONNX file", "records no input normalisation")
+    code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "gone.sparse")
+    assert_user_error(code, err, "gone.sparse does not exist", "a file 'prunelab export' wrote")
     (tmp_path / "junk.bin").write_bytes(b"not a network")
     code, _, err = run(monkeypatch, capsys, "evaluate", tmp_path / "junk.bin")
     assert_user_error(code, err, "junk.bin")

@@ -158,6 +158,9 @@ def read_network(path: str | os.PathLike, model: str | None = None) -> tuple[nn.
     from .sparse import SPARSE_MAGIC
 
     path = Path(path)
+    if not path.exists():
+        raise PrunelabError(f"{path} does not exist; pass a checkpoint (folder, safetensors, .pt/.th) or a "
+                            f"file 'prunelab export' wrote")
     if path.suffix == ".onnx":
         raise PrunelabError(f"{path} is an ONNX file, which records no input normalisation or classes; "
                             f"score the checkpoint or the sparse/quantized/structured export it came from")
