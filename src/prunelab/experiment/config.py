@@ -23,8 +23,9 @@ class SweepConfig:
     """Everything a sweep depends on; resolved once and saved in the run folder."""
 
     checkpoint: str = setting(help="the trained network", cli=False)
-    data: str = setting("digits", "'digits' (embedded), 'cifar10' (torchvision, with --data-root) or a "
-                        "path to a CIFAR-10 .npz (uint8 or JPEG layout).")
+    data: str = setting("digits", "'digits' (embedded), 'cifar10' (torchvision, with --data-root), a "
+                        "CIFAR-10 .npz (uint8 or JPEG layout) or an image folder (class folders under "
+                        "test/ or val/, and train/).")
     model: str | None = setting(None, "Registry name; needed for plain .th/.pt state dicts.")
     train_data: str | None = setting(None, "Recovery: retrain on this dataset's training images instead of "
                                      "--data's (where --data's file records its images' original positions, "
