@@ -60,3 +60,14 @@ def test_a_resumed_bar_keeps_its_lines_coming(monkeypatch):
     assert any("8221/10000" in line for line in lines), lines
     assert sum("/10000" in line for line in lines[1:]) >= 5, lines
     progress.close()
+
+
+def test_a_quiet_bar_resumes_too():
+    """Under torchrun the other processes' bars are off: a resumed training starts them as well."""
+    import prunelab.cli.out as out
+
+    progress = bar(10_000, "train", "step", quiet=True, stream=io.StringIO())
+    out.start_at(progress, 8216)  # before the fix: AttributeError, and the torchrun's training failed
+    progress.update(1)  # counts nothing, shows nothing
+    assert progress.n == 8216
+    progress.close()

@@ -36,8 +36,10 @@ def bar(total: int, desc: str, unit: str, initial: int = 0, quiet: bool = False,
 def start_at(progress: tqdm, n: int) -> None:
     """A resumed job's bar starts at its step `n`: its count, its rate and its next line from here
     on. (Updating by `n` at once instead would make tqdm wait for another `n` steps per line.)"""
-    progress.initial = progress.n = progress.last_print_n = n
-    progress.last_print_t = progress.start_t = progress._time()
+    progress.initial = progress.n = n
+    if not progress.disable:  # a quiet bar (another process of a torchrun, --quiet) has no clock
+        progress.last_print_n = n
+        progress.last_print_t = progress.start_t = progress._time()
 
 
 def show_now(progress: tqdm, **details) -> None:
