@@ -8,12 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
-from test_study_script import cifar_like
+from test_study_script import small_inputs
 
 from prunelab.experiment.store import Store
-from prunelab.io.checkpoint import save_checkpoint
-from prunelab.models import ModelCard, create_model
 
 pytestmark = pytest.mark.slow  # retraining in subprocesses: about a minute
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,13 +28,7 @@ def run_recovery(tmp_path):
 
 
 def test_the_recovery_script_runs_every_stage_and_resumes(tmp_path):
-    data = tmp_path / "shared" / "data" / "cifar10"
-    data.mkdir(parents=True)
-    cifar_like(data / "cifar10_subset.npz", 256, 60, 0)
-    cifar_like(data / "cifar10_full_jpeg_q75.npz", 256, 80, 1)
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "ck", create_model("resnet20").eval(),
-                    ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
+    small_inputs(tmp_path, 256, 256)
     out = run_recovery(tmp_path)
     store = Store.open(tmp_path / "rec" / "gradual")
     points = {(p.method, p.target_sparsity): p.correct for p in store.points()}

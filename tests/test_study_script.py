@@ -26,6 +26,18 @@ def cifar_like(path, n_train, n_test, seed):
              y_test=g.integers(0, 10, n_test))
 
 
+def small_inputs(tmp_path, subset_train: int, jpeg_train: int) -> None:
+    """What the ResNet-50 scripts read, small: ../shared's two CIFAR files (60 and 80 test images)
+    and an untrained ResNet-20 checkpoint in tmp_path/ck."""
+    data = tmp_path / "shared" / "data" / "cifar10"
+    data.mkdir(parents=True)
+    cifar_like(data / "cifar10_subset.npz", subset_train, 60, 0)
+    cifar_like(data / "cifar10_full_jpeg_q75.npz", jpeg_train, 80, 1)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck", create_model("resnet20").eval(),
+                    ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
+
+
 def run_study(tmp_path):
     env = {**os.environ, "CHECKPOINT": str(tmp_path / "ck"), "SHARED": str(tmp_path / "shared"),
            "OUT": str(tmp_path / "r50"), "LEVELS": "0.5", "SWEEP_ARGS": "--calibration 64",
@@ -37,13 +49,7 @@ def run_study(tmp_path):
 
 
 def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
-    data = tmp_path / "shared" / "data" / "cifar10"
-    data.mkdir(parents=True)
-    cifar_like(data / "cifar10_subset.npz", 300, 60, 0)
-    cifar_like(data / "cifar10_full_jpeg_q75.npz", 400, 80, 1)
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "ck", create_model("resnet20").eval(),
-                    ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
+    small_inputs(tmp_path, 300, 400)
     run_study(tmp_path)
     counts = {}
     for stage in STAGES:
