@@ -15,7 +15,7 @@ from prunelab.models import ModelCard, create_model
 
 pytestmark = pytest.mark.slow  # five sweeps in subprocesses: about a minute
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("classic", "magnitude", "oneshot", "oneshot-res", "structured", "jpeg")
+STAGES = ("classic", "magnitude", "oneshot", "oneshot-res", "structured", "jpeg", "jpeg-classic")
 
 
 def cifar_like(path, n_train, n_test, seed):
@@ -62,10 +62,11 @@ def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
     assert {p.n_images for p in store.points()} == {80}  # the JPEG file's test split
     assert {p.seed for p in store.points() if p.method == "random"} == {0, 1, 2}
     store.close()
+    assert {m for m, *_ in counts["jpeg-classic"]} == {"dense", "layerwise"}
     again = run_study(tmp_path)  # resumed: every point is stored already
     for stage in STAGES:
         store = Store.open(tmp_path / "r50" / stage)
         points = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
         assert points == counts[stage]
         store.close()
-    assert again.count("== ") == 8
+    assert again.count("== ") == 9

@@ -13,8 +13,8 @@
 #   magnitude   global, lamp and random (3 seeds), classifier dense, 0..100% by 5%
 #   oneshot     global+bn and obs-global+bn from 50% to 95%; obs-res-global+bn at 80% and 90%
 #   structured  channels-rec-global and blocks, MACs and onnxruntime latency at batch 1 and 64
-#   jpeg        layerwise, global and lamp on the 10,000 JPEG test images around the answers;
-#               random (3 seeds) at 10-50%
+#   jpeg        on the 10,000 JPEG test images, around the answers: layerwise with the classifier
+#               pruned (jpeg-classic), global and lamp; random (3 seeds) at 10-50%
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=${SHARED:-../shared}/data/cifar10
@@ -30,6 +30,11 @@ sweep() {  # the checkpoint on the exact test images, calibration and batch norm
   prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$EXACT" --train-data "$JPEG" ${SWEEP_ARGS:-} "$@"
 }
 
+on_jpeg() {  # the same, scored on the 10,000 JPEG test images (4x tighter intervals)
+  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images $*"
+  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} "$@"
+}
+
 classic()    { sweep --methods layerwise --prune-classifier --levels "${LEVELS:-0:1:0.05}" --out "$OUT/classic"; }
 magnitude()  { sweep --methods global,lamp,random --seeds 0,1,2 --levels "${LEVELS:-0:1:0.05}" --out "$OUT/magnitude"; }
 oneshot() {
@@ -41,12 +46,9 @@ structured() {
         --out "$OUT/structured"
 }
 jpeg() {  # the levels around the answers; random (3 seeds) where it is still above chance
-  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} \
-      --methods layerwise,global,lamp --levels "${LEVELS:-0.2:0.7:0.05}" --out "$OUT/jpeg"
-  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images: random"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} \
-      --methods random --seeds 0,1,2 --levels "${LEVELS:-0.1:0.5:0.1}" --out "$OUT/jpeg"
+  on_jpeg --methods layerwise --prune-classifier --levels "${LEVELS:-0.2:0.7:0.05}" --out "$OUT/jpeg-classic"
+  on_jpeg --methods global,lamp --levels "${LEVELS:-0.2:0.7:0.05}" --out "$OUT/jpeg"
+  on_jpeg --methods random --seeds 0,1,2 --levels "${LEVELS:-0.1:0.5:0.1}" --out "$OUT/jpeg"
 }
 
 for stage in ${STAGES:-classic magnitude oneshot structured jpeg}; do
