@@ -2,29 +2,19 @@
 network and small files: the retraining sized to its budget, the same epochs for both levels, the
 quantized points, the exported file scored outside the sweep; run again, it computes nothing new."""
 
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
-from test_study_script import small_inputs
+from test_study_script import run_script, small_inputs
 
 from prunelab.experiment.store import Store
 
 pytestmark = pytest.mark.slow  # retraining in subprocesses: about a minute
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_recovery(tmp_path):
-    env = {**os.environ, "CHECKPOINT": str(tmp_path / "ck"), "SHARED": str(tmp_path / "shared"),
-           "OUT": str(tmp_path / "rec"), "BUDGET": "10m", "MOST_EPOCHS": "2", "SWEEP_ARGS": "--bn-batches 2",
-           "OMP_NUM_THREADS": "1",
-           "PRUNELAB_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(["bash", "bench/cpu/recover_resnet50.sh"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return run_script(tmp_path, "recover_resnet50.sh", {"OUT": str(tmp_path / "rec"), "BUDGET": "10m",
+                                                         "MOST_EPOCHS": "2", "SWEEP_ARGS": "--bn-batches 2"})
 
 
 def test_the_recovery_script_runs_every_stage_and_resumes(tmp_path):

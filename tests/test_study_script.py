@@ -13,7 +13,7 @@ from prunelab.experiment.store import Store
 from prunelab.io.checkpoint import save_checkpoint
 from prunelab.models import ModelCard, create_model
 
-pytestmark = pytest.mark.slow  # five sweeps in subprocesses: about a minute
+pytestmark = pytest.mark.slow  # nine sweeps in subprocesses: about a minute
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("classic", "magnitude", "oneshot", "oneshot-res", "structured", "jpeg", "jpeg-classic")
 
@@ -38,14 +38,20 @@ def small_inputs(tmp_path, subset_train: int, jpeg_train: int) -> None:
                     ModelCard("resnet20", 10, 3, (0.5,) * 3, (0.25,) * 3, input_size=32))
 
 
-def run_study(tmp_path):
+def run_script(tmp_path, script: str, env: dict[str, str]) -> str:
+    """Run bench/cpu/`script` on small_inputs' files (its run folders under tmp_path), `env` over
+    the defaults; it must succeed. Its stdout."""
     env = {**os.environ, "CHECKPOINT": str(tmp_path / "ck"), "SHARED": str(tmp_path / "shared"),
-           "OUT": str(tmp_path / "r50"), "LEVELS": "0.5", "SWEEP_ARGS": "--calibration 64",
-           "OMP_NUM_THREADS": "1", "PRUNELAB_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(["bash", "bench/cpu/study_resnet50.sh"], cwd=ROOT, env=env, capture_output=True,
+           "OMP_NUM_THREADS": "1", "PRUNELAB_CACHE": str(tmp_path / "cache"), **env}
+    done = subprocess.run(["bash", f"bench/cpu/{script}"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def run_study(tmp_path):
+    return run_script(tmp_path, "study_resnet50.sh",
+                      {"OUT": str(tmp_path / "r50"), "LEVELS": "0.5", "SWEEP_ARGS": "--calibration 64"})
 
 
 def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
@@ -63,10 +69,12 @@ def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
     assert {p.seed for p in store.points() if p.method == "random"} == {0, 1, 2}
     store.close()
     assert {m for m, *_ in counts["jpeg-classic"]} == {"dense", "layerwise"}
+    quantized = {m for m, *_ in counts["oneshot"] if "@" in m}  # the quant stage, beside its base points
+    assert quantized == {f"{base}@kmeans{b}+bn" for base in ("global+bn", "obs-global+bn") for b in (4, 3)}
     again = run_study(tmp_path)  # resumed: every point is stored already
     for stage in STAGES:
         store = Store.open(tmp_path / "r50" / stage)
         points = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
         assert points == counts[stage]
         store.close()
-    assert again.count("== ") == 9
+    assert again.count("== ") == 10

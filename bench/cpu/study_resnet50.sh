@@ -12,6 +12,8 @@
 #   classic     layerwise L1, classifier pruned, 0..100% by 5% (the classic study's own setting)
 #   magnitude   global, lamp and random (3 seeds), classifier dense, 0..100% by 5%
 #   oneshot     global+bn and obs-global+bn from 50% to 95%; obs-res-global+bn at 80% and 90%
+#   quant       the one-shot points at 70-90% quantized to 4 and 3 bits (k-means, +bn), into the
+#               oneshot folder: the smallest file within a point without retraining
 #   structured  channels-rec-global and blocks, MACs and onnxruntime latency at batch 1 and 64
 #   jpeg        on the 10,000 JPEG test images, around the answers: layerwise with the classifier
 #               pruned (jpeg-classic), global and lamp; random (3 seeds) at 10-50%
@@ -25,21 +27,25 @@ JPEG=$D/cifar10_full_jpeg_q75.npz
 export PRUNELAB_CACHE="${PRUNELAB_CACHE:-runs/cache}"
 mkdir -p "$OUT"
 
-sweep() {  # the checkpoint on the exact test images, calibration and batch norm from all 50,000 training images
-  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT $*"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$EXACT" --train-data "$JPEG" ${SWEEP_ARGS:-} "$@"
+score_on() {  # score_on FILE ARGS: the checkpoint scored on FILE's test split
+  local data=$1; shift
+  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT --data $data $*"
+  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$data" ${SWEEP_ARGS:-} "$@"
 }
-
-on_jpeg() {  # the same, scored on the 10,000 JPEG test images (4x tighter intervals)
-  echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT on the 10,000 JPEG test images $*"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$JPEG" ${SWEEP_ARGS:-} "$@"
-}
+# On the exact test images, calibration and batch norm from all 50,000 training images; or on the
+# 10,000 JPEG test images (4x tighter intervals), their file's own training split for both.
+sweep()   { score_on "$EXACT" --train-data "$JPEG" "$@"; }
+on_jpeg() { score_on "$JPEG" "$@"; }
 
 classic()    { sweep --methods layerwise --prune-classifier --levels "${LEVELS:-0:1:0.05}" --out "$OUT/classic"; }
 magnitude()  { sweep --methods global,lamp,random --seeds 0,1,2 --levels "${LEVELS:-0:1:0.05}" --out "$OUT/magnitude"; }
 oneshot() {
   sweep --methods global+bn,obs-global+bn --levels "${LEVELS:-0.5,0.6,0.7,0.8,0.85,0.9,0.95}" --out "$OUT/oneshot"
   sweep --methods obs-res-global+bn --levels "${LEVELS:-0.8,0.9}" --out "$OUT/oneshot-res"
+}
+quant() {  # the one-shot points quantized (k-means, 4 and 3 bits), batch norm re-estimated: files, no retraining
+  sweep --methods global+bn,obs-global+bn,global+bn@kmeans4+bn,global+bn@kmeans3+bn,obs-global+bn@kmeans4+bn,\
+obs-global+bn@kmeans3+bn --levels "${LEVELS:-0.7,0.8,0.9}" --out "$OUT/oneshot"
 }
 structured() {
   sweep --methods channels-rec-global,blocks --levels "${LEVELS:-0.2,0.4,0.6}" --latency --runtime onnxruntime \
@@ -51,10 +57,10 @@ jpeg() {  # the levels around the answers; random (3 seeds) where it is still ab
   on_jpeg --methods random --seeds 0,1,2 --levels "${LEVELS:-0.1:0.5:0.1}" --out "$OUT/jpeg"
 }
 
-for stage in ${STAGES:-classic magnitude oneshot structured jpeg}; do
+for stage in ${STAGES:-classic magnitude oneshot quant structured jpeg}; do
   case "$stage" in
-    classic|magnitude|oneshot|structured|jpeg) "$stage" ;;
-    *) echo "error: unknown stage '$stage'; the stages are classic magnitude oneshot structured jpeg" >&2; exit 2 ;;
+    classic|magnitude|oneshot|quant|structured|jpeg) "$stage" ;;
+    *) echo "error: unknown stage '$stage'; the stages are classic magnitude oneshot quant structured jpeg" >&2; exit 2 ;;
   esac
 done
 echo "== $(date -u +%FT%TZ) done: prunelab report $OUT/<stage> writes each stage's report"
