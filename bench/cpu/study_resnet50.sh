@@ -30,7 +30,10 @@ mkdir -p "$OUT"
 score_on() {  # score_on FILE ARGS: the checkpoint scored on FILE's test split
   local data=$1; shift
   echo "== $(date -u +%FT%TZ) prunelab sweep $CHECKPOINT --data $data $*"
-  prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$data" ${SWEEP_ARGS:-} "$@"
+  timed prunelab sweep "$CHECKPOINT" ${MODEL:+--model "$MODEL"} --data "$data" ${SWEEP_ARGS:-} "$@"
+}
+timed() {  # the command, and (where GNU time is installed) its wall and CPU time and peak memory, on stderr
+  if [ -x /usr/bin/time ]; then /usr/bin/time -f "== %e s wall, %U+%S s CPU, peak memory %M KB" "$@"; else "$@"; fi
 }
 # On the exact test images, calibration and batch norm from all 50,000 training images; or on the
 # 10,000 JPEG test images (4x tighter intervals), their file's own training split for both.
