@@ -51,7 +51,8 @@ def main() -> None:
     methods = args.methods.split(",") if args.methods else [m for m in points if m != "dense"]
     missing = [m for m in methods if m not in points]
     if missing:
-        print(f"error: {args.run} has no points of {', '.join(missing)}; it has {', '.join(points)}", file=sys.stderr)
+        has = ", ".join(points)
+        print(f"error: {args.run} has no points of {', '.join(missing)}; it has {has}", file=sys.stderr)
         sys.exit(2)
     print(table(points, methods))
 
