@@ -495,9 +495,10 @@ def export_line(done, fmt: str) -> str:
 def evaluate(file, **given):
     """Score a network on a dataset's test images: a checkpoint, or a file export wrote.
 
-    FILE is a checkpoint (folder, safetensors, .pt/.th) or an exported sparse, quantized or
-    structured file, told apart by its first bytes; the images are fed as its card says (size,
-    normalisation). The exported network, checked outside the sweep that measured it.
+    FILE is a checkpoint (folder, safetensors, .pt/.th) or an exported sparse, quantized,
+    structured or ONNX file (run by onnxruntime), told apart by its first bytes or its suffix; the
+    images are fed as its card says (size, normalisation). The exported network, checked outside
+    the sweep that measured it.
     """
     cfg = resolve(SweepConfig, checkpoint=file, **values(SweepConfig, given))
     scored = api.evaluate(Path(file), cfg.data, cfg.model, cfg.data_root, cfg.download, cfg.batch_size,

@@ -150,8 +150,8 @@ def export_model(model: nn.Module, card: ModelCard, fmt: Format, out: str | os.P
 
 
 def read_network(path: str | os.PathLike, model: str | None = None) -> tuple[nn.Module, ModelCard, str]:
-    """(network, card, what the file is) for a file `prunelab export` wrote (sparse, quantized or
-    structured: told by its first bytes or its header) or a checkpoint (`model` names the
+    """(network, card, what the file is) for a file `prunelab export` wrote (sparse, quantized,
+    structured or ONNX: told by its first bytes, its header or its suffix) or a checkpoint (`model` names the
     architecture of a plain state dict)."""
     from ..checkpoint import load_checkpoint
     from .quantized import QUANT_MAGIC
@@ -161,9 +161,10 @@ def read_network(path: str | os.PathLike, model: str | None = None) -> tuple[nn.
     if not path.exists():
         raise PrunelabError(f"{path} does not exist; pass a checkpoint (folder, safetensors, .pt/.th) or a "
                             f"file 'prunelab export' wrote")
-    if path.suffix == ".onnx":
-        raise PrunelabError(f"{path} is an ONNX file, which records no input normalisation or classes; "
-                            f"score the checkpoint or the sparse/quantized/structured export it came from")
+    if path.suffix == ".onnx" and path.is_file():
+        from .onnx import read_onnx
+
+        return read_onnx(path)
     if path.is_file():
         try:
             with open(path, "rb") as f:

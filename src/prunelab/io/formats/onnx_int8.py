@@ -20,7 +20,7 @@ from torch import nn
 from ...errors import PrunelabError
 from ...models import ModelCard
 from . import FORMATS, Format
-from .onnx import onnx_max_diff, save_onnx
+from .onnx import onnx_max_diff, read_onnx, save_onnx, stamp_card
 
 CALIBRATION_BATCH = 64
 
@@ -80,10 +80,12 @@ class OnnxInt8(Format):
         if self.images is None:
             raise PrunelabError("format 'onnx-int8' needs calibration images (training images of the "
                                 "run's data)")
-        return save_onnx_int8(path, model, input_shape, self.images)
+        save_onnx_int8(path, model, input_shape, self.images)
+        return stamp_card(path, card, self.name)
 
     def read(self, path: Path) -> tuple[nn.Module, ModelCard]:
-        raise NotImplementedError("an ONNX file is read by onnxruntime, not rebuilt as a module")
+        network, card, _ = read_onnx(path)
+        return network, card
 
     def reload_diff(self, path: Path, model: nn.Module, x: torch.Tensor) -> float:
         return onnx_max_diff(path, model, x)
