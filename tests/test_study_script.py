@@ -63,7 +63,7 @@ def test_the_study_script_runs_every_stage_and_resumes(tmp_path):
         counts[stage] = sorted((p.method, p.target_sparsity, p.seed, p.correct) for p in store.points())
         store.close()
         assert any(m != "dense" for m, *_ in counts[stage]), stage
-    assert {m for m, *_ in counts["magnitude"]} == {"dense", "global", "lamp", "random"}
+    assert {m for m, *_ in counts["magnitude"]} == {"dense", "layerwise", "global", "lamp", "random"}
     store = Store.open(tmp_path / "r50" / "jpeg")
     assert {p.n_images for p in store.points()} == {80}  # the JPEG file's test split
     assert {p.seed for p in store.points() if p.method == "random"} == {0, 1, 2}
