@@ -36,29 +36,6 @@ def save_onnx(path: str | os.PathLike, model: nn.Module, input_shape: tuple[int,
     return path.stat().st_size
 
 
-def onnx_max_diff(path: str | os.PathLike, model: nn.Module, x: torch.Tensor) -> float:
-    """Max |onnxruntime logits - PyTorch logits| on `x` (N, C, H, W), float32, CPU."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x.detach().cpu().float().numpy()})[0]
-    with torch.inference_mode():
-        want = model.eval().cpu()(x.cpu().float()).numpy()
-    return float(np.abs(got - want).max())
-
-
-def stamp_card(path: Path, card: ModelCard, fmt: str) -> int:
-    """Write `card` (what feeds the network) and the format's name into the ONNX file's metadata;
-    returns its bytes."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    for key, value in ((CARD_KEY, json.dumps(card.ref_json())), (FORMAT_KEY, fmt)):
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-    return path.stat().st_size
-
-
 class OnnxNetwork(nn.Module):
     """An ONNX file run by onnxruntime (CPU) as a module of no parameters: logits of a batch, on
     the batch's device."""
@@ -72,6 +49,27 @@ class OnnxNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = np.ascontiguousarray(x.detach().cpu().float().numpy())
         return torch.from_numpy(self.session.run(None, {"input": batch})[0]).to(x.device)
+
+
+def onnx_max_diff(path: str | os.PathLike, model: nn.Module, x: torch.Tensor) -> float:
+    """Max |onnxruntime logits - PyTorch logits| on `x` (N, C, H, W), float32, CPU."""
+    x = x.detach().cpu().float()
+    got = OnnxNetwork(Path(path))(x)
+    with torch.inference_mode():
+        want = model.eval().cpu()(x)
+    return float((got - want).abs().max())
+
+
+def stamp_card(path: Path, card: ModelCard, fmt: str) -> int:
+    """Write `card` (what feeds the network) and the format's name into the ONNX file's metadata;
+    returns its bytes."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in ((CARD_KEY, json.dumps(card.ref_json())), (FORMAT_KEY, fmt)):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    return path.stat().st_size
 
 
 def read_onnx(path: Path) -> tuple[OnnxNetwork, ModelCard, str]:

@@ -13,14 +13,13 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from ...errors import PrunelabError
 from ...models import ModelCard
 from . import FORMATS, Format
-from .onnx import onnx_max_diff, read_onnx, save_onnx, stamp_card
+from .onnx import OnnxNetwork, onnx_max_diff, read_onnx, save_onnx, stamp_card
 
 CALIBRATION_BATCH = 64
 
@@ -54,12 +53,8 @@ def save_onnx_int8(path: Path, model: nn.Module, input_shape: tuple[int, ...], i
 
 def onnx_logits(path: str | Path, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """onnxruntime's logits of the ONNX file on `x` (N, C, H, W), CPU, float32."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = [session.run(None, {"input": x[i:i + batch_size].detach().cpu().float().numpy()})[0]
-           for i in range(0, len(x), batch_size)]
-    return torch.from_numpy(np.concatenate(out))
+    network = OnnxNetwork(Path(path))
+    return torch.cat([network(x[i:i + batch_size].cpu()) for i in range(0, len(x), batch_size)])
 
 
 class OnnxInt8(Format):
